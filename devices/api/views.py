@@ -1,0 +1,63 @@
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.response import Response
+
+from devices import services
+from devices.api.serializers import DeviceCreateSerializer, DeviceSerializer, DeviceUpdateSerializer
+from devices.choices import DeviceState
+from devices.selectors import SORTS, device_get, device_list, sort_ordering
+from portal.api.pagination import KeysetCursorPagination
+from portal.api.views import TenantAPIView
+
+LIST_PARAMETERS = [
+    OpenApiParameter("state", OpenApiTypes.STR, enum=DeviceState.values),
+    OpenApiParameter("q", OpenApiTypes.STR, description="MAC fragment, display name, location, phone number or user"),
+    OpenApiParameter("vendor", OpenApiTypes.STR),
+    OpenApiParameter("model", OpenApiTypes.STR, description="`T54W`, `Yealink T54W` or a catalog id"),
+    OpenApiParameter("location", OpenApiTypes.STR, description="contains, any case"),
+    OpenApiParameter("online", OpenApiTypes.BOOL),
+    OpenApiParameter("sort", OpenApiTypes.STR, enum=[*SORTS, *[f"-{k}" for k in SORTS]]),
+    OpenApiParameter("cursor", OpenApiTypes.STR),
+    OpenApiParameter("page_size", OpenApiTypes.INT, description="1–500, default 50"),
+]
+
+
+class DeviceListView(TenantAPIView):
+    pagination_class = KeysetCursorPagination
+
+    def get_keyset_ordering(self, request):
+        return sort_ordering(request.query_params.get("sort"))
+
+    @extend_schema(parameters=LIST_PARAMETERS, responses=DeviceSerializer(many=True))
+    def get(self, request):
+        devices = device_list(tenant=self.tenant, filters=request.query_params)
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(devices, request, view=self)
+        return paginator.get_paginated_response(DeviceSerializer(page, many=True).data)
+
+    @extend_schema(request=DeviceCreateSerializer, responses={201: DeviceSerializer})
+    def post(self, request):
+        data = DeviceCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        device = services.device_onboard(tenant=self.tenant, actor=self.actor, **data.validated_data)
+        return Response(DeviceSerializer(device).data, status=status.HTTP_201_CREATED)
+
+
+class DeviceDetailView(TenantAPIView):
+    @extend_schema(responses=DeviceSerializer)
+    def get(self, request, pk: int):
+        return Response(DeviceSerializer(device_get(tenant=self.tenant, pk=pk)).data)
+
+    @extend_schema(request=DeviceUpdateSerializer, responses=DeviceSerializer)
+    def patch(self, request, pk: int):
+        device = device_get(tenant=self.tenant, pk=pk)
+        data = DeviceUpdateSerializer(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        device = services.device_update(device=device, actor=self.actor, data=data.validated_data)
+        return Response(DeviceSerializer(device).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, pk: int):
+        services.device_delete(device=device_get(tenant=self.tenant, pk=pk), actor=self.actor)
+        return Response(status=status.HTTP_204_NO_CONTENT)

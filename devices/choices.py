@@ -1,0 +1,22 @@
+from django.db import models
+
+
+class DeviceState(models.TextChoices):
+    WAITING_ON_ACTIVATION = "waiting_on_activation", "Waiting on activation"
+    WAITING_FOR_SIGN_IN = "waiting_for_sign_in", "Waiting for sign in"
+    SIGNED_IN = "signed_in", "Signed in"
+
+
+class ConfigFormat(models.TextChoices):
+    YEALINK = "yealink", "Yealink .cfg"
+    POLY = "poly", "Poly .cfg"
+    CISCO = "cisco", "Cisco MPP .xml"
+    AUDIOCODES = "audiocodes", "AudioCodes .cfg"
+    SNOM = "snom", "Snom .xml"
+    GIGASET = "gigaset", "Gigaset .xml"
+
+
+class Transport(models.TextChoices):
+    UDP = "udp", "UDP"
+    TCP = "tcp", "TCP"
+    TLS = "tls", "TLS"

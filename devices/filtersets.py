@@ -1,0 +1,52 @@
+"""One filterset for the HTML inventory and the REST API, so they can never disagree."""
+
+import django_filters
+from django.db.models import Q
+from django.utils import timezone
+
+from devices.choices import DeviceState
+from devices.models import Device
+from portal.mac import mac_fragment
+
+
+class DeviceFilterSet(django_filters.FilterSet):
+    state = django_filters.ChoiceFilter(choices=DeviceState.choices)
+    q = django_filters.CharFilter(method="filter_q", label="Search")
+    vendor = django_filters.CharFilter(field_name="model__vendor", lookup_expr="iexact")
+    model = django_filters.CharFilter(method="filter_model")
+    location = django_filters.CharFilter(field_name="location", lookup_expr="icontains")
+    online = django_filters.BooleanFilter(method="filter_online")
+
+    class Meta:
+        model = Device
+        fields = ["state", "q", "vendor", "model", "location", "online"]
+
+    def filter_q(self, queryset, name, value):
+        value = value.strip()
+        if not value:
+            return queryset
+        match = (
+            Q(display_name__icontains=value)
+            | Q(location__icontains=value)
+            | Q(phone_number__icontains=value)
+            | Q(signed_in_user__username__icontains=value)
+        )
+        fragment = mac_fragment(value)
+        if fragment:
+            match |= Q(mac_hex__contains=fragment)
+        return queryset.filter(match)
+
+    def filter_model(self, queryset, name, value):
+        """`T54W`, `Yealink T54W`, or the catalog id."""
+        value = value.strip()
+        match = Q(model__model__iexact=value)
+        vendor, _, model = value.partition(" ")
+        if model:
+            match |= Q(model__vendor__iexact=vendor, model__model__iexact=model)
+        if value.isdigit():
+            match |= Q(model_id=int(value))
+        return queryset.filter(match)
+
+    def filter_online(self, queryset, name, value):
+        live = Q(registration_expires_at__gt=timezone.now())
+        return queryset.filter(live if value else ~live | Q(registration_expires_at__isnull=True))

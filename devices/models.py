@@ -1,0 +1,94 @@
+from django.conf import settings
+from django.db import models
+from django.db.models.functions import Replace
+from django.utils import timezone
+
+from devices.choices import ConfigFormat, DeviceState, Transport
+from portal.mac import mac_digits
+from portal.models import Tenant
+
+
+class DeviceModel(models.Model):
+    """Catalog of supported phones; seeded by a data migration, edited as data."""
+
+    vendor = models.CharField(max_length=64)
+    model = models.CharField(max_length=64)
+    min_firmware = models.CharField(max_length=64, blank=True)
+    resync_event = models.CharField(max_length=64)
+    reboot_event = models.CharField(max_length=64)
+    config_format = models.CharField(max_length=16, choices=ConfigFormat.choices)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["vendor", "model"], name="devicemodel_vendor_model_uniq")]
+        ordering = ["vendor", "model"]
+
+    def __str__(self) -> str:
+        return f"{self.vendor} {self.model}"
+
+
+class Device(models.Model):
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="devices")
+    # Canonical XX-XX-XX-XX-XX-XX; unique across all tenants (one phone, one owner).
+    mac = models.CharField(max_length=17, unique=True)
+    # Hex digits only, for searching by any fragment of the MAC.
+    mac_hex = models.GeneratedField(
+        expression=Replace(models.F("mac"), models.Value("-"), models.Value("")),
+        output_field=models.CharField(max_length=12),
+        db_persist=True,
+    )
+    display_name = models.CharField(max_length=100, blank=True)
+    location = models.CharField(max_length=100, blank=True)
+    model = models.ForeignKey(DeviceModel, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    firmware = models.CharField(max_length=64, blank=True)
+    state = models.CharField(
+        max_length=24, choices=DeviceState.choices, default=DeviceState.WAITING_ON_ACTIVATION
+    )
+    signed_in_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="devices"
+    )
+    phone_number = models.CharField(max_length=32, blank=True)
+
+    # The live SIP registration, written by the SIP edge (any instance: it lives here, not in memory).
+    contact_uri = models.CharField(max_length=255, blank=True)
+    transport = models.CharField(max_length=4, choices=Transport.choices, blank=True)
+    source_address = models.CharField(max_length=64, blank=True)
+    user_agent = models.CharField(max_length=255, blank=True)
+    registration_expires_at = models.DateTimeField(null=True, blank=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+
+    last_provisioned_at = models.DateTimeField(null=True, blank=True)
+    last_provisioned_ip = models.GenericIPAddressField(null=True, blank=True)
+    last_provisioned_user_agent = models.CharField(max_length=255, blank=True)
+
+    # Raised by every change to the device's effective settings; synced when it fetches its config.
+    wanted_version = models.PositiveIntegerField(default=1)
+    synced_version = models.PositiveIntegerField(default=0)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [
+            # Default inventory order and the keyset pages behind it.
+            models.Index(fields=["tenant", "-created_at", "-id"], name="device_tenant_created"),
+            models.Index(fields=["tenant", "state", "-created_at", "-id"], name="device_tenant_state_created"),
+            models.Index(fields=["tenant", "display_name", "id"], name="device_tenant_name"),
+            models.Index(fields=["tenant", "mac"], name="device_tenant_mac"),
+            models.Index(fields=["tenant", "location", "id"], name="device_tenant_location"),
+            models.Index(fields=["tenant", "last_seen_at", "id"], name="device_tenant_last_seen"),
+        ]
+
+    def __str__(self) -> str:
+        return self.display_name or self.mac
+
+    @property
+    def sip_user(self) -> str:
+        return mac_digits(self.mac)
+
+    @property
+    def online(self) -> bool:
+        return self.registration_expires_at is not None and self.registration_expires_at > timezone.now()
+
+    @property
+    def vendor(self) -> str:
+        return self.model.vendor if self.model_id else ""

@@ -1,0 +1,119 @@
+from django.core.exceptions import ValidationError
+from django.db.models import Count, Q, QuerySet
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+
+from devices.choices import DeviceState
+from devices.filtersets import DeviceFilterSet
+from devices.models import Device, DeviceModel
+from portal.models import Tenant
+from portal.pagination import Page, keyset_page
+
+# Sort keys offered by the inventory and the API; each ends on the primary key for a stable keyset.
+SORTS = {
+    "created": ["-created_at", "-id"],
+    "display_name": ["display_name", "id"],
+    "mac": ["mac", "id"],
+    "vendor": ["model__vendor", "model__model", "id"],
+    "model": ["model__model", "id"],
+    "firmware": ["firmware", "id"],
+    "location": ["location", "id"],
+    "state": ["state", "id"],
+    "user": ["signed_in_user__username", "id"],
+    "phone_number": ["phone_number", "id"],
+    "last_seen": ["last_seen_at", "id"],
+}
+DEFAULT_SORT = "created"
+
+
+def sort_ordering(sort: str | None) -> list[str]:
+    """`name` or `-name` to an ordering; unknown keys fall back to newest first."""
+    sort = sort or DEFAULT_SORT
+    descending = sort.startswith("-")
+    columns = SORTS.get(sort.lstrip("-"))
+    if columns is None:
+        return SORTS[DEFAULT_SORT]
+    if not descending:
+        return columns
+    return [c[1:] if c.startswith("-") else f"-{c}" for c in columns]
+
+
+def device_list(*, tenant: Tenant, filters: dict | None = None) -> QuerySet:
+    """The tenant's devices, narrowed by the inventory filters; bad filters raise ValidationError."""
+    devices = Device.objects.filter(tenant=tenant).select_related("model", "signed_in_user")
+    filterset = DeviceFilterSet(filters or {}, queryset=devices)
+    if not filterset.is_valid():
+        raise ValidationError(filterset.errors)
+    return filterset.qs
+
+
+def device_page(*, tenant: Tenant, filters: dict | None, sort: str | None, cursor: str | None, page_size: int) -> Page:
+    return keyset_page(
+        device_list(tenant=tenant, filters=filters), ordering=sort_ordering(sort), cursor=cursor, page_size=page_size
+    )
+
+
+def device_get(*, tenant: Tenant, pk) -> Device:
+    """The tenant's device or 404: another tenant's device does not exist for this caller."""
+    return get_object_or_404(Device.objects.select_related("model", "signed_in_user"), tenant=tenant, pk=pk)
+
+
+def device_summary(*, tenant: Tenant) -> dict:
+    """Counts for the summary cards, in one query."""
+    live = Q(registration_expires_at__gt=timezone.now())
+    summary = Device.objects.filter(tenant=tenant).aggregate(
+        total=Count("id"),
+        waiting_on_activation=Count("id", filter=Q(state=DeviceState.WAITING_ON_ACTIVATION)),
+        waiting_for_sign_in=Count("id", filter=Q(state=DeviceState.WAITING_FOR_SIGN_IN)),
+        signed_in=Count("id", filter=Q(state=DeviceState.SIGNED_IN)),
+        online=Count("id", filter=live),
+    )
+    summary["offline"] = summary["total"] - summary["online"]
+    return summary
+
+
+def device_model_list() -> QuerySet:
+    return DeviceModel.objects.order_by("vendor", "model")
+
+
+def device_model_lookup(value) -> DeviceModel | None:
+    """A catalog entry by id, `T54W` or `Yealink T54W`; None for an empty value; ValueError if unknown."""
+    if value in (None, ""):
+        return None
+    if isinstance(value, DeviceModel):
+        return value
+    text = str(value).strip()
+    models = DeviceModel.objects.all()
+    if text.isdigit() and (found := models.filter(pk=int(text)).first()):
+        return found
+    vendor, _, name = text.partition(" ")
+    found = (
+        (models.filter(vendor__iexact=vendor, model__iexact=name.strip()).first() if name else None)
+        or models.filter(model__iexact=text).first()
+    )
+    if found is None:
+        raise ValueError(f'"{text}" is not a known device model')
+    return found
+
+
+EXPORT_HEADER = [
+    "MAC id", "Location", "Display name", "Vendor", "Model", "Firmware", "State", "User", "Phone number", "Last seen",
+]
+
+
+def device_export_rows(*, tenant: Tenant, filters: dict | None = None):
+    """Rows of the filtered inventory for CSV export, streamed from the database in chunks."""
+    states = dict(DeviceState.choices)
+    rows = (
+        device_list(tenant=tenant, filters=filters)
+        .order_by("-created_at", "-id")
+        .values_list(
+            "mac", "location", "display_name", "model__vendor", "model__model", "firmware", "state",
+            "signed_in_user__username", "phone_number", "last_seen_at",
+        )
+    )
+    for row in rows.iterator(chunk_size=5000):
+        row = list(row)
+        row[6] = states.get(row[6], row[6])
+        row[9] = row[9].isoformat() if row[9] else ""
+        yield row

@@ -1,0 +1,276 @@
+"""SIP transactions (RFC 3261 §17): timers, retransmission and response matching.
+
+Timers run on ``loop.call_later`` rather than one task per transaction, so that one event loop
+can carry many thousands of transactions at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .message import BRANCH_MAGIC, Request, Response
+
+
+@dataclass(frozen=True)
+class Timers:
+    """RFC 3261 §17.1.1.1 values; tests shorten ``t1``."""
+
+    t1: float = 0.5
+    t2: float = 4.0
+    t4: float = 5.0
+
+    @property
+    def timer_f(self) -> float:
+        return 64 * self.t1
+
+    @classmethod
+    def scaled(cls, t1: float) -> Timers:
+        """Keep the RFC's ratios (T2 = 8·T1, T4 = 10·T1) when T1 is shortened."""
+        if t1 >= 0.5:
+            return cls(t1=t1)
+        return cls(t1=t1, t2=8 * t1, t4=10 * t1)
+
+
+DEFAULT_TIMERS = Timers()
+
+
+class State(enum.Enum):
+    TRYING = "trying"
+    PROCEEDING = "proceeding"
+    COMPLETED = "completed"
+    TERMINATED = "terminated"
+
+
+class TransactionTimeout(Exception):
+    """Timer F fired: no final response. The TU treats it as a 408 (§8.1.3.1)."""
+
+    status = 408
+
+
+ClientKey = tuple[str, str]  # (top Via branch, CSeq method), §17.1.3
+ServerKey = tuple[str, str, str]  # (branch, sent-by, method), §17.2.3
+
+
+def client_key(message: Request | Response) -> ClientKey | None:
+    """Key under which a response finds the client transaction that sent its request."""
+    try:
+        branch = message.via.branch
+        method = message.cseq.method
+    except ValueError:
+        return None
+    if not branch:
+        return None
+    return branch, method
+
+
+def server_key(request: Request) -> ServerKey | None:
+    """§17.2.3 matching; None for RFC 2543 peers (no magic cookie), which we serve statelessly."""
+    try:
+        via = request.via
+    except ValueError:
+        return None
+    branch = via.branch
+    if not branch or not branch.startswith(BRANCH_MAGIC):
+        return None
+    method = "INVITE" if request.method == "ACK" else request.method
+    sent_by = via.host if via.port is None else f"{via.host}:{via.port}"
+    return branch, sent_by, method
+
+
+class ClientTransaction:
+    """Non-INVITE client transaction, RFC 3261 §17.1.2 (Figure 6).
+
+    ``send`` hands bytes to the transport and may raise (any exception becomes a transport
+    failure of this transaction, §17.1.4). ``result()`` returns the final response or raises
+    ``TransactionTimeout`` or the transport's exception.
+    """
+
+    def __init__(
+        self,
+        request: Request,
+        *,
+        send: Callable[[bytes], None],
+        reliable: bool,
+        timers: Timers = DEFAULT_TIMERS,
+        timeout: float | None = None,
+        on_terminated: Callable[[ClientTransaction], None] | None = None,
+    ) -> None:
+        if request.method in ("INVITE", "ACK"):
+            raise ValueError(
+                "INVITE client transactions are not implemented; ACK has none"
+            )
+        key = client_key(request)
+        if key is None or not key[0].startswith(BRANCH_MAGIC):
+            raise ValueError("request needs a top Via with an RFC 3261 branch")
+        self.key: ClientKey = key
+        self.request = request
+        self.reliable = reliable
+        self.timers = timers
+        self.state = State.TRYING
+        self.transmissions = 0
+        self.absorbed = 0  # responses received after the final one (retransmissions)
+        self.provisional: Response | None = None
+        self._data = request.to_bytes()
+        self._send = send
+        self._timeout = timers.timer_f if timeout is None else timeout
+        self._on_terminated = on_terminated
+        self._loop = asyncio.get_running_loop()
+        self._result: asyncio.Future[Response] = self._loop.create_future()
+        self._interval = timers.t1
+        self._timer_e: asyncio.TimerHandle | None = None
+        self._timer_f: asyncio.TimerHandle | None = None
+        self._timer_k: asyncio.TimerHandle | None = None
+
+    @property
+    def retransmissions(self) -> int:
+        return max(self.transmissions - 1, 0)
+
+    def start(self) -> None:
+        self._timer_f = self._loop.call_later(self._timeout, self._on_timer_f)
+        if not self.reliable:
+            self._timer_e = self._loop.call_later(self._interval, self._on_timer_e)
+        self._transmit()
+
+    async def result(self) -> Response:
+        # shield: a caller cancelled by its own timeout must not tear the transaction down early
+        return await asyncio.shield(self._result)
+
+    def receive(self, response: Response) -> None:
+        if self.state in (State.COMPLETED, State.TERMINATED):
+            self.absorbed += 1
+            return
+        if response.is_provisional:
+            # §17.1.2.2: Trying → Proceeding; Timer E keeps running and is reset to T2 when it fires.
+            self.state = State.PROCEEDING
+            self.provisional = response
+            return
+        self.state = State.COMPLETED
+        self._cancel(self._timer_e, self._timer_f)
+        if not self._result.done():
+            self._result.set_result(response)
+        # Timer K absorbs retransmitted final responses over UDP; zero over reliable transports.
+        if self.reliable:
+            self._terminate()
+        else:
+            self._timer_k = self._loop.call_later(self.timers.t4, self._terminate)
+
+    def fail(self, exc: BaseException) -> None:
+        """Transport failure (§17.1.4) or shutdown: report to the TU and terminate."""
+        if self.state is State.TERMINATED:
+            return
+        if not self._result.done():
+            self._result.set_exception(exc)
+        self._terminate()
+
+    def _transmit(self) -> None:
+        self.transmissions += 1
+        try:
+            self._send(self._data)
+        except Exception as exc:  # noqa: BLE001 - any send failure is a transport error
+            self.fail(exc)
+
+    def _on_timer_e(self) -> None:
+        if self.state is State.TRYING:
+            self._interval = min(2 * self._interval, self.timers.t2)
+        elif self.state is State.PROCEEDING:
+            self._interval = self.timers.t2
+        else:
+            return
+        self._timer_e = self._loop.call_later(self._interval, self._on_timer_e)
+        self._transmit()
+
+    def _on_timer_f(self) -> None:
+        if self.state in (State.TRYING, State.PROCEEDING):
+            self.fail(
+                TransactionTimeout(f"no final response within {self._timeout:g} s")
+            )
+
+    def _terminate(self) -> None:
+        if self.state is State.TERMINATED:
+            return
+        self.state = State.TERMINATED
+        self._cancel(self._timer_e, self._timer_f, self._timer_k)
+        if not self._result.done():
+            self._result.cancel()
+        # Nobody may be awaiting a failed result; mark it retrieved to avoid "never retrieved" logs.
+        if self._result.done() and not self._result.cancelled():
+            self._result.exception()
+        if self._on_terminated is not None:
+            self._on_terminated(self)
+
+    @staticmethod
+    def _cancel(*handles: asyncio.TimerHandle | None) -> None:
+        for handle in handles:
+            if handle is not None:
+                handle.cancel()
+
+
+class ServerTransaction:
+    """Non-INVITE server transaction, RFC 3261 §17.2.2 (Figure 8).
+
+    ``send`` delivers a response to where §18.2.2 says (the transport layer decides). The TU
+    calls ``respond``; retransmitted requests are answered with the last response sent.
+    INVITE server transactions (Figure 7) are left for the SIP edge's call handling.
+    """
+
+    def __init__(
+        self,
+        request: Request,
+        *,
+        send: Callable[[Response], None],
+        reliable: bool,
+        timers: Timers = DEFAULT_TIMERS,
+        on_terminated: Callable[[ServerTransaction], None] | None = None,
+    ) -> None:
+        if request.method in ("INVITE", "ACK"):
+            raise ValueError("INVITE server transactions are not implemented")
+        self.key = server_key(request)
+        self.request = request
+        self.reliable = reliable
+        self.timers = timers
+        self.state = State.TRYING
+        self.last_response: Response | None = None
+        self.retransmitted_requests = 0
+        self._send = send
+        self._on_terminated = on_terminated
+        self._loop = asyncio.get_running_loop()
+        self._timer_j: asyncio.TimerHandle | None = None
+
+    def respond(self, response: Response) -> None:
+        if self.state in (State.COMPLETED, State.TERMINATED):
+            raise RuntimeError("a final response was already sent")
+        self.last_response = response
+        if response.is_provisional:
+            self.state = State.PROCEEDING
+            self._send(response)
+            return
+        self.state = State.COMPLETED
+        self._send(response)
+        # Timer J keeps the final response around for request retransmissions over UDP.
+        if self.reliable:
+            self._terminate()
+        else:
+            self._timer_j = self._loop.call_later(self.timers.timer_f, self._terminate)
+
+    def receive_retransmission(self) -> None:
+        self.retransmitted_requests += 1
+        if (
+            self.state in (State.PROCEEDING, State.COMPLETED)
+            and self.last_response is not None
+        ):
+            self._send(self.last_response)
+
+    def close(self) -> None:
+        self._terminate()
+
+    def _terminate(self) -> None:
+        if self.state is State.TERMINATED:
+            return
+        self.state = State.TERMINATED
+        if self._timer_j is not None:
+            self._timer_j.cancel()
+        if self._on_terminated is not None:
+            self._on_terminated(self)

@@ -1,0 +1,572 @@
+"""SIP transport layer (RFC 3261 §18) over asyncio: one UDP socket, TCP connections, dispatch.
+
+A ``SipEndpoint`` sends requests through client transactions and hands incoming requests to a
+pluggable handler (the SIP edge puts REGISTER/INVITE/MESSAGE logic there). Garbage on the wire
+is logged and dropped; it never reaches the handler nor stops the endpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import ipaddress
+import logging
+import secrets
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Self
+
+from .message import (
+    BRANCH_MAGIC,
+    Message,
+    Request,
+    Response,
+    Via,
+    make_response,
+    split_values,
+)
+from .parser import ParseError, StreamFramer, parse_message
+from .transaction import (
+    DEFAULT_TIMERS,
+    ClientKey,
+    ClientTransaction,
+    ServerKey,
+    ServerTransaction,
+    Timers,
+    client_key,
+    server_key,
+)
+
+log = logging.getLogger(__name__)
+
+Address = tuple[str, int]
+TRANSPORTS = ("udp", "tcp")
+MAX_UDP_PAYLOAD = 65_507
+
+
+class TransportError(Exception):
+    """Sending failed. ``permanent`` says whether trying again later could help."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+@dataclass
+class EndpointStats:
+    requests_sent: int = 0
+    retransmissions: int = 0
+    responses_received: int = 0
+    requests_received: int = 0
+    dropped: int = 0  # unparseable input
+    stray_responses: int = 0  # no transaction (late, or not ours)
+
+
+@dataclass
+class IncomingRequest:
+    """A request for the handler, with the means to answer it through its transaction."""
+
+    request: Request
+    source: Address
+    transport: str
+    _send: Callable[[Response], None] = field(repr=False)
+    responded: bool = False
+    final_sent: bool = False
+
+    def respond(
+        self,
+        status: int,
+        reason: str | None = None,
+        *,
+        headers: list[tuple[str, str]] | None = None,
+        body: bytes = b"",
+        to_tag: str | None = None,
+    ) -> Response:
+        response = make_response(
+            self.request,
+            status,
+            reason,
+            to_tag=to_tag or new_tag(),
+            headers=headers or (),
+            body=body,
+        )
+        self.send(response)
+        return response
+
+    def send(self, response: Response) -> None:
+        if self.final_sent:
+            raise RuntimeError("a final response was already sent")
+        self._send(response)
+        self.responded = True
+        self.final_sent = response.is_final
+
+
+RequestHandler = Callable[[IncomingRequest], Awaitable[None] | None]
+
+
+def new_branch() -> str:
+    return BRANCH_MAGIC + secrets.token_hex(8)
+
+
+def new_tag() -> str:
+    return secrets.token_hex(6)
+
+
+class _UdpProtocol(asyncio.DatagramProtocol):
+    def __init__(self, endpoint: SipEndpoint) -> None:
+        self._endpoint = endpoint
+
+    def datagram_received(self, data: bytes, addr: tuple) -> None:  # type: ignore[override]
+        self._endpoint._on_datagram(data, (addr[0], addr[1]))
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP errors on an unconnected socket cannot be tied to a transaction; Timer F will tell.
+        log.debug("UDP error: %s", exc)
+
+
+class _StreamConnection(asyncio.Protocol):
+    """One TCP connection, outgoing or accepted; shared by every transaction to that peer."""
+
+    def __init__(self, endpoint: SipEndpoint) -> None:
+        self._endpoint = endpoint
+        self._framer = StreamFramer()
+        self.transport: asyncio.Transport | None = None
+        self.peer: Address | None = None
+        self.closed = False
+        self.transactions: set[ClientTransaction] = set()
+        self._idle: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.peer = (peer[0], peer[1]) if peer else None
+        self._endpoint._connection_opened(self)
+        self.touch()
+
+    def data_received(self, data: bytes) -> None:
+        self.touch()
+        try:
+            messages = self._framer.feed(data)
+        except ParseError as exc:
+            # A broken stream cannot be resynchronised (§18.3): drop the connection.
+            self._endpoint.stats.dropped += 1
+            log.info("closing TCP connection from %s: %s", self.peer, exc)
+            self.close()
+            return
+        for message in messages:
+            self._endpoint._dispatch(message, self.peer or ("", 0), "tcp", self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self._idle is not None:
+            self._idle.cancel()
+        self._endpoint._connection_lost(self)
+        error = TransportError(f"TCP connection to {self.peer} lost: {exc or 'closed'}")
+        for transaction in list(self.transactions):
+            transaction.fail(error)
+
+    def send(self, data: bytes) -> None:
+        if self.closed or self.transport is None or self.transport.is_closing():
+            raise TransportError(f"TCP connection to {self.peer} is closed")
+        self.touch()
+        self.transport.write(data)
+
+    def touch(self) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+        loop = asyncio.get_running_loop()
+        self._idle = loop.call_later(self._endpoint.tcp_idle_timeout, self._on_idle)
+
+    def _on_idle(self) -> None:
+        if self.transactions:
+            self.touch()
+        else:
+            self.close()
+
+    def close(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+
+class SipEndpoint:
+    """UDP socket + TCP connections + transaction tables.
+
+    ``host`` is the address we bind and advertise (Via sent-by, Contact). With ``tcp_listen`` a
+    TCP listener takes the same port number as UDP, so one Via sent-by serves both.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        timers: Timers = DEFAULT_TIMERS,
+        handler: RequestHandler | None = None,
+        tcp_listen: bool = False,
+        tcp_idle_timeout: float = 64.0,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.timers = timers
+        self.handler = handler
+        self.tcp_listen = tcp_listen
+        self.tcp_idle_timeout = tcp_idle_timeout
+        self.stats = EndpointStats()
+        self._udp: asyncio.DatagramTransport | None = None
+        self._tcp_server: asyncio.Server | None = None
+        self._connections: dict[Address, _StreamConnection] = {}
+        self._connecting: dict[Address, asyncio.Future[_StreamConnection]] = {}
+        self._clients: dict[ClientKey, ClientTransaction] = {}
+        self._servers: dict[ServerKey, ServerTransaction] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            # Bursts of responses from many phones at once: give the kernel room to queue them.
+            for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, option, 4 * 1024 * 1024)
+                except OSError:
+                    pass
+            sock.bind((self.host, self.port))
+        except OSError as exc:
+            sock.close()
+            raise TransportError(
+                f"cannot bind UDP {self.host}:{self.port}: {exc}", permanent=True
+            ) from exc
+        sock.setblocking(False)
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: _UdpProtocol(self), sock=sock
+        )
+        self._udp = transport
+        self.port = sock.getsockname()[1]
+        if self.tcp_listen:
+            try:
+                self._tcp_server = await loop.create_server(
+                    lambda: _StreamConnection(self),
+                    self.host,
+                    self.port,
+                    reuse_address=True,
+                )
+            except OSError as exc:
+                await self.close()
+                raise TransportError(
+                    f"cannot listen on TCP {self.host}:{self.port}: {exc}",
+                    permanent=True,
+                ) from exc
+
+    async def close(self) -> None:
+        closed = TransportError("endpoint closed")
+        for transaction in list(self._clients.values()):
+            transaction.fail(closed)
+        for server in list(self._servers.values()):
+            server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        for pending in list(self._connecting.values()):
+            pending.cancel()
+        for connection in list(self._connections.values()):
+            connection.close()
+        if self._tcp_server is not None:
+            self._tcp_server.close()
+            await self._tcp_server.wait_closed()
+            self._tcp_server = None
+        if self._udp is not None:
+            self._udp.close()
+            self._udp = None
+        await asyncio.sleep(0)  # let connection_lost callbacks run
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    @property
+    def address(self) -> Address:
+        return self.host, self.port
+
+    def via(self, transport: str) -> str:
+        """A fresh top Via for a request we originate (RFC 3581 rport asks for the source port)."""
+        return f"SIP/2.0/{transport.upper()} {self.host}:{self.port};branch={new_branch()};rport"
+
+    # -- client side ---------------------------------------------------------------------------
+
+    async def send_request(
+        self, request: Request, destination: Address, *, transport: str = "udp"
+    ) -> Response:
+        """Send through a new client transaction; return its final response.
+
+        Raises ``TransactionTimeout`` (Timer F) or ``TransportError``.
+        """
+        transport = transport.lower()
+        if transport not in TRANSPORTS:
+            raise TransportError(f"unsupported transport {transport!r}", permanent=True)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        address = await self._resolve(destination, transport)
+        connection: _StreamConnection | None = None
+        if transport == "tcp":
+            connection = await self._connect(address)
+            send: Callable[[bytes], None] = connection.send
+        else:
+
+            def send(data: bytes) -> None:
+                self._send_udp(data, address)
+
+        key = client_key(request)
+        if key is not None and key in self._clients:
+            raise ValueError(f"a transaction with branch {key[0]} is already running")
+        # Timer F counts from the start, so a slow TCP connect eats into it.
+        remaining = max(self.timers.timer_f - (loop.time() - started), 0.0)
+        transaction = ClientTransaction(
+            request,
+            send=send,
+            reliable=transaction_is_reliable(transport),
+            timers=self.timers,
+            timeout=remaining,
+            on_terminated=self._client_terminated,
+        )
+        self._clients[transaction.key] = transaction
+        if connection is not None:
+            connection.transactions.add(transaction)
+        self.stats.requests_sent += 1
+        transaction.start()
+        try:
+            return await transaction.result()
+        finally:
+            self.stats.retransmissions += transaction.retransmissions
+
+    def _client_terminated(self, transaction: ClientTransaction) -> None:
+        if self._clients.get(transaction.key) is transaction:
+            del self._clients[transaction.key]
+        for connection in self._connections.values():
+            connection.transactions.discard(transaction)
+
+    async def _resolve(self, destination: Address, transport: str) -> Address:
+        host, port = destination
+        if not isinstance(port, int) or not 0 < port < 65536:
+            raise TransportError(f"invalid port {port!r}", permanent=True)
+        host = host.strip("[]")
+        try:
+            ipaddress.ip_address(host)
+            return host, port
+        except ValueError:
+            pass
+        loop = asyncio.get_running_loop()
+        kind = socket.SOCK_DGRAM if transport == "udp" else socket.SOCK_STREAM
+        try:
+            infos = await loop.getaddrinfo(host, port, family=socket.AF_INET, type=kind)
+        except (OSError, UnicodeError) as exc:
+            raise TransportError(f"cannot resolve {host!r}: {exc}") from exc
+        if not infos:
+            raise TransportError(f"cannot resolve {host!r}")
+        sockaddr = infos[0][4]
+        return str(sockaddr[0]), int(sockaddr[1])
+
+    def _send_udp(self, data: bytes, address: Address) -> None:
+        if self._udp is None or self._udp.is_closing():
+            raise TransportError("UDP socket is closed")
+        if len(data) > MAX_UDP_PAYLOAD:
+            raise TransportError(
+                f"message of {len(data)} bytes does not fit a datagram", permanent=True
+            )
+        try:
+            self._udp.sendto(data, address)
+        except OSError as exc:
+            raise TransportError(f"UDP send to {address} failed: {exc}") from exc
+
+    async def _connect(self, address: Address) -> _StreamConnection:
+        connection = self._connections.get(address)
+        if connection is not None and not connection.closed:
+            return connection
+        pending = self._connecting.get(address)
+        if pending is None:
+            pending = asyncio.ensure_future(self._open_connection(address))
+            self._connecting[address] = pending
+            pending.add_done_callback(lambda _: self._connecting.pop(address, None))
+        return await asyncio.shield(pending)
+
+    async def _open_connection(self, address: Address) -> _StreamConnection:
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(self.timers.timer_f):
+                _, connection = await loop.create_connection(
+                    lambda: _StreamConnection(self), *address
+                )
+        except TimeoutError as exc:
+            raise TransportError(f"TCP connect to {address} timed out") from exc
+        except OSError as exc:
+            raise TransportError(f"TCP connect to {address} failed: {exc}") from exc
+        return connection
+
+    def _connection_opened(self, connection: _StreamConnection) -> None:
+        if connection.peer is not None:
+            self._connections[connection.peer] = connection
+
+    def _connection_lost(self, connection: _StreamConnection) -> None:
+        if (
+            connection.peer is not None
+            and self._connections.get(connection.peer) is connection
+        ):
+            del self._connections[connection.peer]
+
+    # -- incoming ------------------------------------------------------------------------------
+
+    def _on_datagram(self, data: bytes, source: Address) -> None:
+        # CRLF keepalives and STUN binding requests (RFC 5626 §3.5) are not SIP: ignore quietly.
+        if not data.strip(b"\r\n") or data[:1] in (b"\x00", b"\x01"):
+            return
+        try:
+            message = parse_message(data)
+        except ParseError as exc:
+            self.stats.dropped += 1
+            log.debug("dropped datagram from %s:%s: %s", source[0], source[1], exc)
+            return
+        self._dispatch(message, source, "udp", None)
+
+    def _dispatch(
+        self,
+        message: Message,
+        source: Address,
+        transport: str,
+        connection: _StreamConnection | None,
+    ) -> None:
+        try:
+            if isinstance(message, Response):
+                self._on_response(message)
+            else:
+                self._on_request(message, source, transport, connection)
+        except Exception:
+            self.stats.dropped += 1
+            log.exception("error handling message from %s", source)
+
+    def _on_response(self, response: Response) -> None:
+        self.stats.responses_received += 1
+        key = client_key(response)
+        transaction = self._clients.get(key) if key is not None else None
+        if transaction is None:
+            self.stats.stray_responses += 1
+            return
+        transaction.receive(response)
+
+    def _on_request(
+        self,
+        request: Request,
+        source: Address,
+        transport: str,
+        connection: _StreamConnection | None,
+    ) -> None:
+        self.stats.requests_received += 1
+        _stamp_via(request, source)
+        key = server_key(request)
+        if key is not None and key in self._servers:
+            self._servers[key].receive_retransmission()
+            return
+        if request.method == "ACK":
+            # ACK has no transaction of its own; INVITE handling (later) consumes it.
+            if self.handler is not None:
+                self._call_handler(
+                    IncomingRequest(request, source, transport, _no_response)
+                )
+            return
+
+        def send(response: Response) -> None:
+            self._send_response(response, transport, connection)
+
+        server: ServerTransaction | None = None
+        if key is not None and request.method != "INVITE":
+            server = ServerTransaction(
+                request,
+                send=send,
+                reliable=transaction_is_reliable(transport),
+                timers=self.timers,
+                on_terminated=self._server_terminated,
+            )
+            self._servers[key] = server
+        incoming = IncomingRequest(
+            request, source, transport, server.respond if server is not None else send
+        )
+        if self.handler is None:
+            incoming.respond(501)
+            return
+        self._call_handler(incoming)
+
+    def _call_handler(self, incoming: IncomingRequest) -> None:
+        assert self.handler is not None
+        try:
+            result = self.handler(incoming)
+        except Exception:
+            log.exception("SIP handler failed on %s", incoming.request.method)
+            self._answer_500(incoming)
+            return
+        if inspect.isawaitable(result):
+            task = asyncio.ensure_future(self._await_handler(result, incoming))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _await_handler(
+        self, result: Awaitable[None], incoming: IncomingRequest
+    ) -> None:
+        try:
+            await result
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("SIP handler failed on %s", incoming.request.method)
+            self._answer_500(incoming)
+
+    @staticmethod
+    def _answer_500(incoming: IncomingRequest) -> None:
+        if incoming.request.method != "ACK" and not incoming.final_sent:
+            try:
+                incoming.respond(500)
+            except Exception:
+                log.exception("could not send 500")
+
+    def _server_terminated(self, server: ServerTransaction) -> None:
+        if server.key is not None and self._servers.get(server.key) is server:
+            del self._servers[server.key]
+
+    def _send_response(
+        self, response: Response, transport: str, connection: _StreamConnection | None
+    ) -> None:
+        """§18.2.2 with RFC 3581: back over the same connection, or to received:rport."""
+        if transport == "tcp":
+            if connection is None:
+                raise TransportError("no connection to answer on")
+            connection.send(response.to_bytes())
+            return
+        via = response.via
+        host = via.received or via.host
+        port = via.rport or via.port or 5060
+        self._send_udp(response.to_bytes(), (host, port))
+
+
+def transaction_is_reliable(transport: str) -> bool:
+    return transport != "udp"
+
+
+def _no_response(response: Response) -> None:
+    raise RuntimeError("ACK is never answered")
+
+
+def _stamp_via(request: Request, source: Address) -> None:
+    """§18.2.1 + RFC 3581: record where the request really came from in the top Via."""
+    values = request.headers.get_all("Via")
+    first, *rest = split_values(values[0])
+    via = Via.parse(first)
+    host, port = source
+    if via.has_rport:
+        via.params["received"] = host
+        via.params["rport"] = str(port)
+    elif via.host != host:
+        via.params["received"] = host
+    request.headers.replace_first("Via", ", ".join([str(via), *rest]))
