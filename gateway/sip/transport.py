@@ -306,9 +306,21 @@ class SipEndpoint:
 
         Raises ``TransactionTimeout`` (Timer F) or ``TransportError``.
         """
+        transaction = await self.start_transaction(
+            request, destination, transport=transport
+        )
+        return await transaction.result()
+
+    async def start_transaction(
+        self, request: Request, destination: Address, *, transport: str = "udp"
+    ) -> ClientTransaction:
+        """Like ``send_request`` but hands back the running transaction (for its counters)."""
         transport = transport.lower()
         if transport not in TRANSPORTS:
             raise TransportError(f"unsupported transport {transport!r}", permanent=True)
+        key = client_key(request)
+        if key is not None and key in self._clients:
+            raise ValueError(f"a transaction with branch {key[0]} is already running")
         loop = asyncio.get_running_loop()
         started = loop.time()
         address = await self._resolve(destination, transport)
@@ -321,9 +333,6 @@ class SipEndpoint:
             def send(data: bytes) -> None:
                 self._send_udp(data, address)
 
-        key = client_key(request)
-        if key is not None and key in self._clients:
-            raise ValueError(f"a transaction with branch {key[0]} is already running")
         # Timer F counts from the start, so a slow TCP connect eats into it.
         remaining = max(self.timers.timer_f - (loop.time() - started), 0.0)
         transaction = ClientTransaction(
@@ -339,12 +348,10 @@ class SipEndpoint:
             connection.transactions.add(transaction)
         self.stats.requests_sent += 1
         transaction.start()
-        try:
-            return await transaction.result()
-        finally:
-            self.stats.retransmissions += transaction.retransmissions
+        return transaction
 
     def _client_terminated(self, transaction: ClientTransaction) -> None:
+        self.stats.retransmissions += transaction.retransmissions
         if self._clients.get(transaction.key) is transaction:
             del self._clients[transaction.key]
         for connection in self._connections.values():

@@ -73,6 +73,7 @@ class Command(BaseCommand):
                 contact_uri=f"sip:{mac.replace('-', '').lower()}@127.0.0.1:{20000 + len(devices)}" if online else "",
                 transport=Transport.UDP if online else "",
                 registration_expires_at=now + timedelta(minutes=rng.randrange(5, 60)) if online else None,
-                last_seen_at=now - timedelta(minutes=rng.randrange(0, 60 * 24 * 10)) if state != DeviceState.WAITING_ON_ACTIVATION else None,
+                last_seen_at=(now - timedelta(minutes=rng.randrange(0, 60 if online else 60 * 24 * 10)))
+                if state != DeviceState.WAITING_ON_ACTIVATION else None,
             ))
         Device.objects.bulk_create(devices, batch_size=1000)

@@ -1,0 +1,80 @@
+"""Three kinds of caller in every test: a member of tenant A (admin, technician, end user),
+an admin of tenant B who must never see A's objects, and nobody at all."""
+
+from dataclasses import dataclass
+
+import pytest
+from rest_framework.test import APIClient
+
+from portal.choices import Role
+from portal.services import api_token_create
+from tests.factories import PASSWORD, MembershipFactory, TenantFactory
+
+
+@dataclass
+class Caller:
+    user: object
+    tenant: object
+    token: str
+    api: APIClient
+
+
+def _caller(tenant, role) -> Caller:
+    membership = MembershipFactory(tenant=tenant, role=role)
+    _, key = api_token_create(user=membership.user, name="tests")
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    return Caller(user=membership.user, tenant=tenant, token=key, api=api)
+
+
+@pytest.fixture
+def tenant_a(db):
+    return TenantFactory(name="Contoso")
+
+
+@pytest.fixture
+def tenant_b(db):
+    return TenantFactory(name="Fabrikam")
+
+
+@pytest.fixture
+def admin_a(tenant_a) -> Caller:
+    return _caller(tenant_a, Role.ADMIN)
+
+
+@pytest.fixture
+def tech_a(tenant_a) -> Caller:
+    return _caller(tenant_a, Role.TECHNICIAN)
+
+
+@pytest.fixture
+def user_a(tenant_a) -> Caller:
+    return _caller(tenant_a, Role.USER)
+
+
+@pytest.fixture
+def admin_b(tenant_b) -> Caller:
+    return _caller(tenant_b, Role.ADMIN)
+
+
+@pytest.fixture
+def anon_api() -> APIClient:
+    return APIClient()
+
+
+def login(client, caller: Caller):
+    assert client.login(username=caller.user.username, password=PASSWORD)
+    return client
+
+
+@pytest.fixture
+def celery_worker(transactional_db):
+    """A real `celery worker` process on Redis and the test database (data must be committed)."""
+    from tests.workers import CeleryWorker, purge_broker
+
+    purge_broker()
+    worker = CeleryWorker().start()
+    yield worker
+    worker.stop()
+    if worker.log_path.exists():
+        worker.log_path.unlink()
