@@ -20,3 +20,21 @@ class Transport(models.TextChoices):
     UDP = "udp", "UDP"
     TCP = "tcp", "TCP"
     TLS = "tls", "TLS"
+
+
+class CommandKind(models.TextChoices):
+    RESYNC = "resync", "Sync config"
+    RESTART = "restart", "Restart"
+    POLICY_SYNC = "policy_sync", "Policy sync"
+
+
+class CommandStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    REJECTED = "rejected", "Rejected"
+    UNREACHABLE = "unreachable", "Unreachable"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+PENDING_COMMAND_STATUSES = (CommandStatus.QUEUED, CommandStatus.SENDING)

@@ -3,7 +3,7 @@ from django.db import models
 from django.db.models.functions import Replace
 from django.utils import timezone
 
-from devices.choices import ConfigFormat, DeviceState, Transport
+from devices.choices import PENDING_COMMAND_STATUSES, CommandKind, CommandStatus, ConfigFormat, DeviceState, Transport
 from portal.mac import mac_digits
 from portal.models import Tenant
 
@@ -92,3 +92,65 @@ class Device(models.Model):
     @property
     def vendor(self) -> str:
         return self.model.vendor if self.model_id else ""
+
+
+class DeviceCommand(models.Model):
+    """A NOTIFY we owe a phone (saved first, then sent by a worker: Saleor's webhook delivery).
+    `sent` means the phone answered 2xx, not that it acted on it."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="commands")
+    kind = models.CharField(max_length=16, choices=CommandKind.choices)
+    status = models.CharField(max_length=16, choices=CommandStatus.choices, default=CommandStatus.QUEUED)
+    event = models.CharField(max_length=64, help_text="the Event: header sent")
+    sip_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    reason = models.CharField(max_length=255, blank=True)
+    attempt_count = models.PositiveSmallIntegerField(default=0)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    requested_by_label = models.CharField(max_length=200)
+    # Set when a worker claims the command; a claim older than the lease may be taken over.
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            # One pending command of a kind per device: asking again returns the one in flight.
+            models.UniqueConstraint(
+                fields=["device", "kind"],
+                condition=models.Q(status__in=PENDING_COMMAND_STATUSES),
+                name="devicecommand_one_pending_per_kind",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["device", "-id"], name="devicecommand_device_latest"),
+            models.Index(
+                fields=["status", "claimed_at"],
+                condition=models.Q(status__in=PENDING_COMMAND_STATUSES),
+                name="devicecommand_pending",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.device_id} ({self.status})"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status not in PENDING_COMMAND_STATUSES
+
+
+class DeviceCommandAttempt(models.Model):
+    command = models.ForeignKey(DeviceCommand, on_delete=models.CASCADE, related_name="attempts")
+    contact_uri = models.CharField(max_length=255)
+    transport = models.CharField(max_length=4)
+    outcome = models.CharField(max_length=16, choices=CommandStatus.choices)
+    sip_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    reason = models.CharField(max_length=255, blank=True)
+    retransmissions = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
