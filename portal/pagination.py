@@ -33,6 +33,17 @@ def _field(model, path: str):
     return model._meta.get_field(name)
 
 
+def _nullable(model, path: str) -> bool:
+    """Whether the path can be NULL: its field allows it, or a relation on the way may be missing
+    (`model__vendor` of a device without a model is NULL though `vendor` is not nullable)."""
+    for part in path.split("__"):
+        field = model._meta.get_field(part)
+        if field.null:
+            return True
+        model = field.related_model
+    return False
+
+
 def _value_of(obj, path: str) -> Any:
     for part in path.split("__"):
         if obj is None:
@@ -57,14 +68,14 @@ def _decode(cursor: str, fields: list) -> tuple[list, bool]:
         raise InvalidCursor("invalid cursor") from exc
 
 
-def _after(ordering: list[tuple[str, bool]], values: list, fields: list, *, nulls_last: bool) -> Q:
+def _after(ordering: list[tuple[str, bool]], values: list, nullable: list[bool], *, nulls_last: bool) -> Q:
     """Rows strictly after `values` in `ordering`, NULLs sorting last (or first, walking back)."""
     condition = Q(pk__in=[])
     equal_so_far = Q()
-    for (path, descending), value, field in zip(ordering, values, fields, strict=True):
+    for (path, descending), value, null in zip(ordering, values, nullable, strict=True):
         if value is not None:
             beyond = Q(**{f"{path}__{'lt' if descending else 'gt'}": value})
-            if field.null and nulls_last:
+            if null and nulls_last:
                 beyond |= Q(**{f"{path}__isnull": True})
             condition |= equal_so_far & beyond
             equal_so_far &= Q(**{path: value})
@@ -73,7 +84,7 @@ def _after(ordering: list[tuple[str, bool]], values: list, fields: list, *, null
                 condition |= equal_so_far & Q(**{f"{path}__isnull": False})
             equal_so_far &= Q(**{f"{path}__isnull": True})
     first_path, first_descending = ordering[0]
-    if values[0] is not None and not fields[0].null:
+    if values[0] is not None and not nullable[0]:
         # Redundant, but lets the database start the index scan at the cursor.
         condition &= Q(**{f"{first_path}__{'lte' if first_descending else 'gte'}": values[0]})
     return condition
@@ -87,7 +98,8 @@ def keyset_page(queryset: QuerySet, *, ordering: list[str], cursor: str | None, 
     if cursor:
         values, backwards = _decode(cursor, fields)
         walk = [(path, desc != backwards) for path, desc in parsed]
-        queryset = queryset.filter(_after(walk, values, fields, nulls_last=not backwards))
+        nullable = [_nullable(queryset.model, path) for path, _ in parsed]
+        queryset = queryset.filter(_after(walk, values, nullable, nulls_last=not backwards))
     else:
         walk = parsed
     nulls = {"nulls_first": True} if backwards else {"nulls_last": True}
