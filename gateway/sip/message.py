@@ -558,12 +558,15 @@ class _Message:
     def to_bytes(self) -> bytes:
         """Wire form; Content-Length always written and always right."""
         lines = [self._start_line()]
-        lines.extend(
-            f"{name}: {value}"
-            for name, value in self.headers
-            if name != "Content-Length"
-        )
-        lines.append(f"Content-Length: {len(self.body)}")
+        length = f"Content-Length: {len(self.body)}"
+        for name, value in self.headers:
+            if name != "Content-Length":
+                lines.append(f"{name}: {value}")
+            elif length:
+                lines.append(length)  # where it was, so that a parsed message round-trips
+                length = ""
+        if length:
+            lines.append(length)
         return ("\r\n".join(lines) + "\r\n\r\n").encode() + self.body
 
     def __bytes__(self) -> bytes:
