@@ -1,11 +1,11 @@
 from django.core.exceptions import ValidationError
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Max, Q, QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from devices.choices import DeviceState
 from devices.filtersets import DeviceFilterSet
-from devices.models import Device, DeviceModel
+from devices.models import Device, DeviceCommand, DeviceModel
 from portal.models import Tenant
 from portal.pagination import Page, keyset_page
 
@@ -117,3 +117,24 @@ def device_export_rows(*, tenant: Tenant, filters: dict | None = None):
         row[6] = states.get(row[6], row[6])
         row[9] = row[9].isoformat() if row[9] else ""
         yield row
+
+
+def device_command_get(*, tenant: Tenant, pk) -> DeviceCommand:
+    return get_object_or_404(
+        DeviceCommand.objects.select_related("device").prefetch_related("attempts"), tenant=tenant, pk=pk
+    )
+
+
+def device_commands_latest(*, tenant: Tenant, device_ids) -> dict[int, DeviceCommand]:
+    """The newest command of each device in `device_ids`, in two queries whatever their number."""
+    latest_ids = (
+        DeviceCommand.objects.filter(tenant=tenant, device_id__in=list(device_ids))
+        .values("device_id")
+        .annotate(latest=Max("id"))
+        .values_list("latest", flat=True)
+    )
+    return {command.device_id: command for command in DeviceCommand.objects.filter(pk__in=list(latest_ids))}
+
+
+def device_command_history(*, device: Device, limit: int = 50) -> QuerySet:
+    return DeviceCommand.objects.filter(device=device).prefetch_related("attempts").order_by("-id")[:limit]

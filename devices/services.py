@@ -1,8 +1,11 @@
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
-from devices.models import Device
+from devices.choices import PENDING_COMMAND_STATUSES, CommandKind, CommandStatus
+from devices.models import Device, DeviceCommand
 from devices.selectors import device_model_lookup
+from gateway.tasks import COMMAND_BATCH, device_commands_send
 from portal.mac import InvalidMac, normalize_mac
 from portal.models import Tenant
 from portal.services import Actor, audit_record, audit_record_many
@@ -102,3 +105,70 @@ def devices_delete(*, tenant: Tenant, actor: Actor, ids) -> int:
 
 def device_delete(*, device: Device, actor: Actor) -> None:
     devices_delete(tenant=device.tenant, actor=actor, ids=[device.pk])
+
+
+# What a phone of no known model gets: the Yealink-style values most vendors accept.
+DEFAULT_EVENTS = {"resync": "check-sync", "reboot": "check-sync;reboot=true"}
+
+
+
+def command_event(device: Device, kind: str) -> str:
+    """The `Event:` for this kind of command on this device's model (catalog data, not code)."""
+    if kind == CommandKind.RESTART:
+        return device.model.reboot_event if device.model_id else DEFAULT_EVENTS["reboot"]
+    return device.model.resync_event if device.model_id else DEFAULT_EVENTS["resync"]
+
+
+def device_commands_request(*, tenant: Tenant, actor: Actor, kind: str, ids) -> list[DeviceCommand]:
+    """One command per device of the tenant in `ids` (others' ids are ignored), queued for a worker.
+    A device with a pending command of the same kind gets that command back instead of a new one;
+    a device with no live registration gets an `unreachable` command at once."""
+    if kind not in CommandKind.values:
+        raise ValidationError({"kind": [f'"{kind}" is not a command']})
+    for _ in range(2):
+        try:
+            return _device_commands_create(tenant=tenant, actor=actor, kind=kind, ids=ids)
+        except IntegrityError:
+            # A concurrent request queued a command for one of these devices first: read it back.
+            continue
+    return _device_commands_create(tenant=tenant, actor=actor, kind=kind, ids=ids)
+
+
+@transaction.atomic
+def _device_commands_create(*, tenant: Tenant, actor: Actor, kind: str, ids) -> list[DeviceCommand]:
+    devices = list(Device.objects.filter(tenant=tenant, pk__in=list(ids)).select_related("model").order_by("id"))
+    pending = {
+        command.device_id: command
+        for command in DeviceCommand.objects.filter(
+            device__in=devices, kind=kind, status__in=PENDING_COMMAND_STATUSES
+        )
+    }
+    now = timezone.now()
+    new = []
+    for device in devices:
+        if device.pk in pending:
+            continue
+        registered = bool(device.contact_uri) and device.online
+        new.append(
+            DeviceCommand(
+                tenant=tenant,
+                device=device,
+                kind=kind,
+                event=command_event(device, kind),
+                requested_by=actor.user,
+                requested_by_label=actor.label[:200],
+                status=CommandStatus.QUEUED if registered else CommandStatus.UNREACHABLE,
+                reason="" if registered else "not registered",
+                finished_at=None if registered else now,
+            )
+        )
+    DeviceCommand.objects.bulk_create(new, batch_size=1000)
+    by_device = {command.device_id: command for command in new} | pending
+    audit_record_many(
+        tenant=tenant, actor=actor, action=f"device.{kind}", objects=[d for d in devices if d.pk not in pending]
+    )
+    queued = [command.pk for command in new if command.status == CommandStatus.QUEUED]
+    if queued:
+        for start in range(0, len(queued), COMMAND_BATCH):
+            device_commands_send.delay_on_commit(queued[start : start + COMMAND_BATCH])
+    return [by_device[device.pk] for device in devices]

@@ -1,4 +1,5 @@
 import os
+from pathlib import Path
 
 from django.apps import AppConfig
 
@@ -12,6 +13,7 @@ class PortalConfig(AppConfig):
 
         # The embedded defaults keep their state here; create it before anything needs it.
         settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
+        Path(settings.STATIC_ROOT).mkdir(parents=True, exist_ok=True)
         transport_options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {})
         for key in ("data_folder_in", "processed_folder"):
             if key in transport_options:

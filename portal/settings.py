@@ -161,7 +161,9 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # The one place where periodic work is scheduled (seconds).
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE: dict = {
+    "device-commands-resume": {"task": "gateway.tasks.device_commands_resume", "schedule": 60.0},
+}
 
 # Verification codes are stored encrypted with this key (defaults to one derived from SECRET_KEY).
 VERIFICATION_CODE_KEY = envstr("VERIFICATION_CODE_KEY", "")
@@ -170,6 +172,12 @@ VERIFICATION_CODE_KEY = envstr("VERIFICATION_CODE_KEY", "")
 SIP_EDGE_HOST = envstr("SIP_EDGE_HOST", "127.0.0.1")
 SIP_EDGE_PORT = envint("SIP_EDGE_PORT", 5060)
 SIP_T1 = envfloat("SIP_T1", 0.5)
+# NOTIFYs leave from this address (their Via and Contact name it); the SIP edge's host by default.
+SIP_NOTIFY_HOST = envstr("SIP_NOTIFY_HOST", SIP_EDGE_HOST)
+SIP_NOTIFY_CONCURRENCY = envint("SIP_NOTIFY_CONCURRENCY", 200)
+# A worker that holds a command longer than this is presumed dead; another may take it over.
+DEVICE_COMMAND_LEASE_SECONDS = envint("DEVICE_COMMAND_LEASE_SECONDS", 300)
+DEVICE_COMMAND_MAX_ATTEMPTS = envint("DEVICE_COMMAND_MAX_ATTEMPTS", 3)
 
 INVENTORY_PAGE_SIZE = envint("INVENTORY_PAGE_SIZE", 50)
 

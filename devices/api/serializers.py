@@ -83,3 +83,35 @@ class DeviceUpdateSerializer(serializers.Serializer):
     location = serializers.CharField(max_length=100, required=False, allow_blank=True)
     model = serializers.CharField(required=False, allow_blank=True, allow_null=True)
     phone_number = serializers.CharField(max_length=32, required=False, allow_blank=True)
+
+
+class DeviceCommandAttemptSerializer(serializers.Serializer):
+    at = serializers.DateTimeField(source="created_at")
+    contact = serializers.CharField(source="contact_uri")
+    transport = serializers.CharField()
+    outcome = serializers.CharField()
+    sip_status = serializers.IntegerField(allow_null=True)
+    reason = serializers.CharField()
+    retransmissions = serializers.IntegerField()
+
+
+class DeviceCommandSerializer(serializers.Serializer):
+    """`sent` means the phone answered 2xx to the NOTIFY, not that it has restarted or resynced."""
+
+    id = serializers.IntegerField()
+    device = serializers.IntegerField(source="device_id")
+    kind = serializers.CharField()
+    status = serializers.CharField()
+    final = serializers.BooleanField(source="is_final")
+    event = serializers.CharField()
+    sip_status = serializers.IntegerField(allow_null=True)
+    reason = serializers.CharField()
+    attempts = DeviceCommandAttemptSerializer(many=True, source="attempts.all")
+    requested_by = serializers.CharField(source="requested_by_label")
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+
+class DeviceIdsSerializer(serializers.Serializer):
+    ids = serializers.ListField(child=serializers.IntegerField(), allow_empty=False, max_length=100_000)

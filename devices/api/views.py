@@ -4,9 +4,15 @@ from rest_framework import status
 from rest_framework.response import Response
 
 from devices import services
-from devices.api.serializers import DeviceCreateSerializer, DeviceSerializer, DeviceUpdateSerializer
+from devices.api.serializers import (
+    DeviceCommandSerializer,
+    DeviceCreateSerializer,
+    DeviceIdsSerializer,
+    DeviceSerializer,
+    DeviceUpdateSerializer,
+)
 from devices.choices import DeviceState
-from devices.selectors import SORTS, device_get, device_list, sort_ordering
+from devices.selectors import SORTS, device_command_get, device_get, device_list, sort_ordering
 from portal.api.pagination import KeysetCursorPagination
 from portal.api.views import TenantAPIView
 
@@ -61,3 +67,42 @@ class DeviceDetailView(TenantAPIView):
     def delete(self, request, pk: int):
         services.device_delete(device=device_get(tenant=self.tenant, pk=pk), actor=self.actor)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _commands_response(commands, *, many: bool):
+    if many:
+        return Response({"results": DeviceCommandSerializer(commands, many=True).data}, status=status.HTTP_202_ACCEPTED)
+    return Response(DeviceCommandSerializer(commands[0]).data, status=status.HTTP_202_ACCEPTED)
+
+
+class DeviceCommandView(TenantAPIView):
+    """POST /devices/{id}/restart/ or /resync/: 202 and the command (the one in flight, if any)."""
+
+    kind: str = ""
+
+    @extend_schema(request=None, responses={202: DeviceCommandSerializer})
+    def post(self, request, pk: int):
+        device = device_get(tenant=self.tenant, pk=pk)
+        commands = services.device_commands_request(tenant=self.tenant, actor=self.actor, kind=self.kind, ids=[device.pk])
+        return _commands_response(commands, many=False)
+
+
+class DevicesCommandView(TenantAPIView):
+    """POST /devices/restart/ or /resync/ with `{"ids": [...]}`: 202 and one command per device."""
+
+    kind: str = ""
+
+    @extend_schema(request=DeviceIdsSerializer, responses={202: DeviceCommandSerializer(many=True)})
+    def post(self, request):
+        data = DeviceIdsSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        commands = services.device_commands_request(
+            tenant=self.tenant, actor=self.actor, kind=self.kind, ids=data.validated_data["ids"]
+        )
+        return _commands_response(commands, many=True)
+
+
+class CommandDetailView(TenantAPIView):
+    @extend_schema(responses=DeviceCommandSerializer)
+    def get(self, request, pk: int):
+        return Response(DeviceCommandSerializer(device_command_get(tenant=self.tenant, pk=pk)).data)

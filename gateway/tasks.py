@@ -1,0 +1,29 @@
+import random
+
+from celery import shared_task
+
+from gateway import services
+
+COMMAND_BATCH = 500
+
+
+def backoff(retries: int) -> float:
+    """Exponential backoff with full jitter: 2, 4, 8 … s, capped at 5 minutes."""
+    return random.uniform(0, min(300, 2 ** (retries + 1)))
+
+
+@shared_task(bind=True, acks_late=True, max_retries=8, soft_time_limit=900, time_limit=960)
+def device_commands_send(self, command_ids: list[int]) -> None:
+    """Send a batch of DeviceCommands. Safe to run twice: commands are claimed before sending."""
+    retry_ids = services.device_commands_send(command_ids=command_ids)
+    if retry_ids:
+        raise self.retry(args=[retry_ids], countdown=backoff(self.request.retries))
+
+
+@shared_task(acks_late=True, soft_time_limit=120, time_limit=150)
+def device_commands_resume() -> int:
+    """Beat: enqueue again what a dead worker left behind or what was never picked up."""
+    ids = services.device_commands_resume()
+    for start in range(0, len(ids), COMMAND_BATCH):
+        device_commands_send.delay(ids[start : start + COMMAND_BATCH])
+    return len(ids)
