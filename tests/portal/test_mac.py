@@ -1,3 +1,5 @@
+import contextlib
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -37,10 +39,8 @@ def test_every_mac_round_trips_through_any_accepted_spelling(raw, separator, upp
 
 @given(st.text(max_size=40))
 def test_it_never_raises_anything_but_invalid_mac(text):
-    try:
+    with contextlib.suppress(InvalidMac):
         normalize_mac(text)
-    except InvalidMac:
-        pass
 
 
 def test_a_search_fragment_is_reduced_to_its_hex_digits():
