@@ -1,3 +1,4 @@
+from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -14,7 +15,9 @@ urlpatterns = [
     path("setup/gateway/", views.gateway_toggle, name="gateway_toggle"),
     path("pair/", views.pair, name="pair"),
     path("devices/", include("devices.urls")),
+    path("", include("enrollment.urls")),
     path("api/v1/", include("portal.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api_docs"),
+    path("admin/", admin.site.urls),
 ]
