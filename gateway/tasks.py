@@ -4,7 +4,8 @@ from celery import shared_task
 
 from gateway import services
 
-COMMAND_BATCH = 500
+# Commands per send task: statuses are recorded per batch, so a batch is what the UI sees move.
+COMMAND_BATCH = 100
 
 
 def backoff(retries: int) -> float:

@@ -162,7 +162,10 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # The one place where periodic work is scheduled (seconds).
 CELERY_BEAT_SCHEDULE: dict = {
-    "device-commands-resume": {"task": "gateway.tasks.device_commands_resume", "schedule": 60.0},
+    "device-commands-resume": {
+        "task": "gateway.tasks.device_commands_resume",
+        "schedule": envfloat("DEVICE_COMMAND_RESUME_SECONDS", 60.0),
+    },
 }
 
 # Verification codes are stored encrypted with this key (defaults to one derived from SECRET_KEY).

@@ -1,6 +1,8 @@
 import functools
+import importlib
 
 import factory
+from django.apps import apps as django_apps
 from django.contrib.auth.hashers import make_password
 from django.utils import timezone
 
@@ -62,7 +64,15 @@ class DeviceFactory(factory.django.DjangoModelFactory):
     state = DeviceState.WAITING_ON_ACTIVATION
 
 
+def ensure_catalog() -> None:
+    """The catalog comes from a data migration; transactional tests truncate it: put it back."""
+    if not DeviceModel.objects.exists():
+        migration = importlib.import_module("devices.migrations.0003_device_model_catalog")
+        migration.seed(django_apps, None)
+
+
 def device_model(vendor: str = "Yealink", model: str = "T54W") -> DeviceModel:
+    ensure_catalog()
     return DeviceModel.objects.get(vendor=vendor, model=model)
 
 

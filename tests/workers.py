@@ -31,8 +31,9 @@ def purge_broker() -> None:
 
 
 class CeleryWorker:
-    def __init__(self, *, concurrency: int = 2, extra_env: dict | None = None):
+    def __init__(self, *, concurrency: int = 2, extra_env: dict | None = None, beat: bool = False):
         self.concurrency = concurrency
+        self.beat = beat
         self.extra_env = extra_env or {}
         self.process: subprocess.Popen | None = None
         self.log_path = ROOT / "var" / f"test-worker-{os.getpid()}.log"
@@ -50,7 +51,8 @@ class CeleryWorker:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "portal", "worker", "--loglevel=INFO",
              "--pool=threads", f"--concurrency={self.concurrency}", "--without-gossip", "--without-mingle",
-             "--without-heartbeat", "-n", f"test-{os.getpid()}-{time.monotonic_ns()}@%h"],
+             "--without-heartbeat", "-n", f"test-{os.getpid()}-{time.monotonic_ns()}@%h",
+             *(["--beat", f"--schedule={self.log_path.with_suffix('.beat')}"] if self.beat else [])],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         self._wait_ready()

@@ -1,0 +1,86 @@
+"""Restarts through a real Celery worker on Redis, to a real phone (SIPp)."""
+
+import time
+from pathlib import Path
+
+import pytest
+from django.db.models import Count, Q
+
+from devices.choices import CommandStatus, DeviceState
+from devices.models import Device, DeviceCommand
+from tests.factories import DeviceFactory, device_model, registered
+from tests.gateway.sip.sipp import Sipp
+from tests.workers import CeleryWorker, purge_broker
+
+FLEET_SCENARIO = Path(__file__).parent / "scenarios" / "fleet_delayed_answer.xml"
+
+pytestmark = [pytest.mark.sipp, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+
+def wait_until(predicate, *, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_a_restart_asked_through_the_api_is_sent_by_the_worker(admin_a, celery_worker, tmp_path):
+    with Sipp("phone_yealink_reboot.xml", workdir=tmp_path) as sipp:
+        device = DeviceFactory(tenant=admin_a.tenant, model=device_model("Yealink", "T54W"))
+        registered(device, contact=f"sip:{device.sip_user}@127.0.0.1:{sipp.port}")
+        response = admin_a.api.post(f"/api/v1/devices/{device.pk}/restart/")
+        assert response.status_code == 202
+        url = f"/api/v1/commands/{response.json()['id']}/"
+        wait_until(lambda: admin_a.api.get(url).json()["final"], timeout=20, what=celery_worker.log())
+        assert sipp.wait() == 0, sipp.report()
+    assert admin_a.api.get(url).json()["status"] == "sent"
+
+
+def test_killing_the_worker_mid_fan_out_still_ends_every_command_final_exactly_once(admin_a, tmp_path):
+    fleet = 1000
+    model = device_model("Yealink", "T54W")
+    # Phones answer after 100 ms, a task sends 100 with 20 in flight, the worker runs two tasks
+    # at a time: the fan-out lasts ~2.5 s, and statuses land a batch at a time.
+    with Sipp(str(FLEET_SCENARIO), workdir=tmp_path, calls=fleet * 3, linger_ms=100, trace=False) as sipp:
+        Device.objects.bulk_create(
+            [
+                Device(tenant=admin_a.tenant, mac=f"00-15-65-{i >> 16 & 255:02X}-{i >> 8 & 255:02X}-{i & 255:02X}",
+                       location="Floor", model=model, state=DeviceState.SIGNED_IN)
+                for i in range(fleet)
+            ]
+        )
+        for device in Device.objects.filter(tenant=admin_a.tenant):
+            registered(device, contact=f"sip:{device.sip_user}@127.0.0.1:{sipp.port}")
+        ids = list(Device.objects.filter(tenant=admin_a.tenant).values_list("pk", flat=True))
+
+        env = {
+            "SIP_T1": "0.05",
+            "SIP_NOTIFY_CONCURRENCY": "20",
+            "DEVICE_COMMAND_LEASE_SECONDS": "3",  # longer than one batch takes
+            "DEVICE_COMMAND_RESUME_SECONDS": "1",  # the beat sweeper that re-enqueues what a dead worker held
+        }
+        purge_broker()
+        first = CeleryWorker(extra_env=env).start()
+        try:
+            response = admin_a.api.post("/api/v1/devices/restart/", {"ids": ids}, format="json")
+            assert response.status_code == 202
+            commands = DeviceCommand.objects.filter(tenant=admin_a.tenant)
+            wait_until(lambda: commands.filter(status=CommandStatus.SENT).count() >= 200, timeout=30, what="first sends")
+        finally:
+            first.kill()
+        unfinished = commands.filter(status__in=[CommandStatus.QUEUED, CommandStatus.SENDING]).count()
+        assert unfinished > 0, "the worker finished before it was killed: the test proves nothing"
+
+        second = CeleryWorker(extra_env=env, beat=True).start()
+        try:
+            wait_until(lambda: not commands.filter(status__in=[CommandStatus.QUEUED, CommandStatus.SENDING]).exists(),
+                       timeout=60, what="every command final after the restart")
+        finally:
+            second.stop()
+    assert commands.count() == fleet
+    assert commands.filter(status=CommandStatus.SENT).count() == fleet
+    # Exactly once: each command has one recorded final attempt, the one that made it `sent`.
+    per_command = commands.annotate(sent=Count("attempts", filter=Q(attempts__outcome=CommandStatus.SENT)))
+    assert set(per_command.values_list("sent", flat=True)) == {1}
