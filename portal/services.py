@@ -95,6 +95,8 @@ def tenant_create(
     """Create a tenant with its admin (and technician), each with an API token for automation."""
     if region not in Region.values:
         raise ValueError(f'region "{region}" is not one of {", ".join(Region.values)}')
+    if technician_email and technician_email == admin_email:
+        raise ValueError("the admin and the technician need different e-mail addresses")
     emails = [e for e in (admin_email, technician_email) if e]
     taken = User.objects.filter(username__in=emails).values_list("username", flat=True)
     if taken:
@@ -115,5 +117,6 @@ def tenant_create(
 def tenant_update_gateway(*, tenant: Tenant, actor: Actor, enabled: bool) -> Tenant:
     tenant.sip_gateway_enabled = enabled
     tenant.save(update_fields=["sip_gateway_enabled"])
-    audit_record(tenant=tenant, actor=actor, action="tenant.gateway_enabled" if enabled else "tenant.gateway_disabled", obj=tenant)
+    action = "tenant.gateway_enabled" if enabled else "tenant.gateway_disabled"
+    audit_record(tenant=tenant, actor=actor, action=action, obj=tenant)
     return tenant
