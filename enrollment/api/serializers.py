@@ -1,0 +1,33 @@
+from rest_framework import serializers
+
+from devices.choices import DeviceState
+
+MAX_IDS = 100_000
+
+
+class VerificationCodesRequestSerializer(serializers.Serializer):
+    ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1), required=False, allow_empty=False, max_length=MAX_IDS,
+        help_text="Device ids; ids of other organizations and of enrolled devices are skipped.",
+    )
+    state = serializers.ChoiceField(
+        choices=[DeviceState.WAITING_ON_ACTIVATION], required=False,
+        help_text="Every device in this state (only `waiting_on_activation` has a use for codes).",
+    )
+
+    def validate(self, data):
+        if ("ids" in data) == ("state" in data):
+            raise serializers.ValidationError('Give either "ids" or "state".')
+        return data
+
+
+class IssuedCodeSerializer(serializers.Serializer):
+    id = serializers.IntegerField(source="device_id")
+    mac = serializers.CharField()
+    code = serializers.CharField()
+    expires_at = serializers.DateTimeField()
+
+
+class VerificationCodesResponseSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    codes = IssuedCodeSerializer(many=True)

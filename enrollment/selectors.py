@@ -1,0 +1,64 @@
+import re
+from collections.abc import Iterator
+
+from django.db.models import Prefetch, Q
+from django.db.models.query import prefetch_related_objects
+from django.utils import timezone
+
+from devices.models import Device
+from devices.selectors import device_list
+from enrollment.keys import code_decrypt
+from enrollment.models import VerificationCode
+from portal.models import Tenant
+
+LOOKUP_LIMIT = 20
+EXPORT_HEADER = ["MAC id", "Location", "Display name", "Verification code", "Expires at"]
+
+
+def verification_codes_load(*, tenant: Tenant, devices: list[Device]) -> list[Device]:
+    """Load the codes of a page of devices in one query (`device.verification_code`)."""
+    prefetch_related_objects(
+        devices, Prefetch("verification_code", queryset=VerificationCode.objects.filter(tenant=tenant))
+    )
+    return devices
+
+
+def live_code(device: Device) -> VerificationCode | None:
+    """The device's code if it is live (loaded with the device or by verification_codes_load)."""
+    try:
+        code = device.verification_code
+    except VerificationCode.DoesNotExist:
+        return None
+    return code if code.is_live else None
+
+
+def device_lookup(*, tenant: Tenant, query: str, limit: int = LOOKUP_LIMIT) -> list[Device]:
+    """Devices for the technician's search box: a MAC in any format or its last 4+ hex digits,
+    or part of a location or display name. Up to `limit` + 1 rows, so the page can say "more"."""
+    text = (query or "").strip()
+    if not text:
+        return []
+    match = Q(location__icontains=text) | Q(display_name__icontains=text)
+    digits = re.sub(r"[\s:.\-]", "", text)
+    if 4 <= len(digits) <= 12 and re.fullmatch(r"[0-9A-Fa-f]+", digits):
+        match |= Q(mac_hex__endswith=digits.upper())
+    devices = (
+        Device.objects.filter(match, tenant=tenant)
+        .select_related("model", "verification_code")
+        .order_by("location", "mac")
+    )
+    return list(devices[: limit + 1])
+
+
+def verification_code_export_rows(*, tenant: Tenant, filters: dict | None = None) -> Iterator[list]:
+    """Devices with a live code, for the technicians' CSV, streamed in chunks."""
+    rows = (
+        device_list(tenant=tenant, filters=filters)
+        .filter(verification_code__ciphertext__isnull=False, verification_code__expires_at__gt=timezone.now())
+        .order_by("location", "mac")
+        .values_list(
+            "mac", "location", "display_name", "verification_code__ciphertext", "verification_code__expires_at"
+        )
+    )
+    for mac, location, display_name, ciphertext, expires_at in rows.iterator(chunk_size=5000):
+        yield [mac, location, display_name, code_decrypt(ciphertext), expires_at.isoformat()]

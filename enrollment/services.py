@@ -1,0 +1,348 @@
+"""Verification codes: issue them (one device, a selection, or every device waiting on
+activation), check one for the enrollment flow, sweep expired ones, and audit who read them."""
+
+import contextlib
+import hmac
+import json
+import logging
+import math
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.core.cache import cache
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, connection, transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from devices.choices import DeviceState
+from devices.models import Device
+from enrollment.choices import CheckOutcome
+from enrollment.keys import code_digest, code_encrypt
+from enrollment.models import VerificationCode
+from enrollment.selectors import live_code
+from portal.choices import Role
+from portal.mac import InvalidMac, normalize_mac
+from portal.models import AuditEvent, Tenant
+from portal.services import Actor, audit_record, audit_record_many
+
+logger = logging.getLogger(__name__)
+
+CODE_LIFETIME = timedelta(hours=24)
+CODE_SPACE = 10**6  # six digits
+# Codes are drawn until one is free; keep the space at most half full so that stays quick.
+MAX_LIVE_CODES = CODE_SPACE // 2
+# Wrong codes allowed within FAILURE_WINDOW before a lockout of LOCKOUT seconds: per device, and
+# more loosely per source address (many phones may enroll from behind one NAT).
+DEVICE_FAILURE_LIMIT = 5
+SOURCE_FAILURE_LIMIT = 20
+FAILURE_WINDOW = 15 * 60
+LOCKOUT = 15 * 60
+
+
+@dataclass(frozen=True)
+class IssuedCode:
+    device_id: int
+    mac: str
+    code: str
+    expires_at: datetime
+
+
+def _issue_once(*, tenant: Tenant, actor: Actor, devices: QuerySet) -> list[IssuedCode]:
+    targets = list(devices.order_by("pk").values_list("pk", "mac"))  # one lock order for concurrent issues
+    if not targets:
+        return []
+    ids = [pk for pk, _ in targets]
+    table = VerificationCode._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT device_id, digest FROM {table} WHERE tenant_id = %s AND ciphertext IS NOT NULL",  # noqa: S608 - table name from the model
+            [tenant.pk],
+        )
+        live = cursor.fetchall()
+        # A device's current digest counts as taken too: the unique index is checked row by row,
+        # before that device's own row is replaced.
+        taken = {bytes(digest) for _, digest in live}
+        targeted = set(ids)
+        if sum(1 for device_id, _ in live if device_id not in targeted) + len(ids) > MAX_LIVE_CODES:
+            raise ValidationError(
+                f"At most {MAX_LIVE_CODES:,} devices can hold a live verification code at once. "
+                "Enroll the phones that have one, or wait for their codes to expire."
+            )
+        codes, ciphertexts, digests = [], [], []
+        for _ in ids:
+            while True:
+                code = f"{secrets.randbelow(CODE_SPACE):06d}"
+                digest = code_digest(code)
+                if digest not in taken:
+                    break
+            taken.add(digest)
+            codes.append(code)
+            ciphertexts.append(code_encrypt(code))
+            digests.append(digest)
+        now = timezone.now()
+        expires_at = now + CODE_LIFETIME
+        # One statement for any number of devices; replacing the row revokes the previous code.
+        cursor.execute(
+            f"""
+            INSERT INTO {table} (tenant_id, device_id, ciphertext, digest, issued_at, expires_at, used_at)
+            SELECT %s, u.device_id, u.ciphertext, u.digest, %s, %s, NULL
+            FROM unnest(%s::bigint[], %s::text[], %s::bytea[]) AS u(device_id, ciphertext, digest)
+            ON CONFLICT (device_id) DO UPDATE SET
+                ciphertext = EXCLUDED.ciphertext, digest = EXCLUDED.digest,
+                issued_at = EXCLUDED.issued_at, expires_at = EXCLUDED.expires_at, used_at = NULL
+            """,  # noqa: S608 - table name from the model
+            [tenant.pk, now, expires_at, ids, ciphertexts, digests],
+        )
+        _audit_issue(cursor, tenant=tenant, actor=actor, ids=ids, at=now, expires_at=expires_at)
+    return [
+        IssuedCode(device_id=pk, mac=mac, code=code, expires_at=expires_at)
+        for (pk, mac), code in zip(targets, codes, strict=True)
+    ]
+
+
+def _audit_issue(cursor, *, tenant: Tenant, actor: Actor, ids: list[int], at: datetime, expires_at: datetime) -> None:
+    """One audit row per device, written by the database in one INSERT … SELECT: building 100,000
+    AuditEvent objects in Python would cost more than generating the codes."""
+    audit, device = AuditEvent._meta, Device._meta
+    columns = [
+        audit.get_field(name).column
+        for name in (
+            "tenant", "actor_type", "actor_user", "actor_label", "action",
+            "object_type", "object_id", "object_repr", "details", "created_at",
+        )
+    ]
+    cursor.execute(
+        f"""
+        INSERT INTO {audit.db_table} ({", ".join(columns)})
+        SELECT %s, %s, %s, %s, 'verification_code.issue', 'device', d.id,
+               LEFT(COALESCE(NULLIF(d.display_name, ''), d.mac), 200), %s::jsonb, %s
+        FROM {device.db_table} d WHERE d.id = ANY(%s::bigint[])
+        """,  # noqa: S608 - names from the models
+        [
+            tenant.pk, actor.type, actor.user.pk if actor.user else None, actor.label[:200],
+            json.dumps({"expires_at": expires_at.isoformat()}), at, ids,
+        ],
+    )
+
+
+def _issue(*, tenant: Tenant, actor: Actor, devices: QuerySet) -> list[IssuedCode]:
+    attempts = 0
+    while True:
+        try:
+            with transaction.atomic():
+                return _issue_once(tenant=tenant, actor=actor, devices=devices)
+        except IntegrityError:
+            # A concurrent issue took one of our codes (or removed a device) between our read and
+            # our write: read again and draw again.
+            attempts += 1
+            if attempts == 3:
+                raise
+
+
+def verification_code_issue(*, device: Device, actor: Actor) -> IssuedCode:
+    """A new code for one device waiting on activation; its previous code stops working."""
+    if device.state != DeviceState.WAITING_ON_ACTIVATION:
+        raise ValidationError(
+            f"{device.mac} is already enrolled: verification codes are for devices waiting on activation."
+        )
+    devices = Device.objects.filter(pk=device.pk, tenant_id=device.tenant_id, state=DeviceState.WAITING_ON_ACTIVATION)
+    issued = _issue(tenant=device.tenant, actor=actor, devices=devices)
+    if not issued:
+        raise ValidationError(f"{device.mac} was enrolled or removed meanwhile.")
+    return issued[0]
+
+
+def verification_codes_issue(*, tenant: Tenant, actor: Actor, ids=None, state: str | None = None) -> list[IssuedCode]:
+    """New codes for the given device ids, or for every device in `state` (only
+    `waiting_on_activation` has a use for codes). Ids of other tenants' devices and of enrolled
+    devices are skipped, never issued; the result lists what was issued."""
+    if (ids is None) == (state is None):
+        raise ValueError("give either ids or state")
+    if state is not None and state != DeviceState.WAITING_ON_ACTIVATION:
+        raise ValidationError({"state": ["Verification codes are only for devices waiting on activation."]})
+    devices = Device.objects.filter(tenant=tenant, state=DeviceState.WAITING_ON_ACTIVATION)
+    if ids is not None:
+        devices = devices.filter(pk__in=list(ids))
+    return _issue(tenant=tenant, actor=actor, devices=devices)
+
+
+@transaction.atomic
+def verification_codes_sweep(*, now: datetime | None = None) -> int:
+    """Wipe codes past their expiry (the digest stays, so a late phone hears "expired")."""
+    return VerificationCode.objects.filter(ciphertext__isnull=False, expires_at__lte=now or timezone.now()).update(
+        ciphertext=None
+    )
+
+
+def verification_codes_viewed(*, tenant: Tenant, actor: Actor, role: str, devices) -> None:
+    """Record that a technician was shown these devices' live codes: one INSERT per page shown."""
+    if role != Role.TECHNICIAN:
+        return
+    shown = [device for device in devices if live_code(device) is not None]
+    if shown:
+        audit_record_many(tenant=tenant, actor=actor, action="verification_code.view", objects=shown)
+
+
+def verification_codes_exported(*, tenant: Tenant, actor: Actor, filters: dict) -> None:
+    audit_record(tenant=tenant, actor=actor, action="verification_code.export", details={"filters": filters})
+
+
+# --- Checking a code: the service the SIP edge calls when a phone dials *55*<code> ---------------
+
+
+@dataclass(frozen=True)
+class CodeCheck:
+    outcome: str
+    device: Device | None = None
+    retry_after: int = 0  # seconds, when locked
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == CheckOutcome.ENROLLED
+
+    @property
+    def message(self) -> str:
+        """For the SIP Warning header."""
+        if self.outcome == CheckOutcome.LOCKED:
+            return f"Too many wrong codes; try again in {max(1, math.ceil(self.retry_after / 60))} min"
+        return CheckOutcome(self.outcome).label
+
+
+class _Attempts:
+    """Attempts in a fixed window, in the shared cache (Redis), never in process memory.
+
+    Each attempt is counted *before* the code is compared and given back if it succeeds, so
+    concurrent guesses cannot slip past the limit between a compare and its count."""
+
+    def __init__(self, scope: str, ident, limit: int):
+        self.limit = limit
+        self.count = 0
+        self.counter_key = f"enrollment:attempts:{scope}:{ident}"
+        self.lock_key = f"enrollment:locked:{scope}:{ident}"
+
+    def retry_after(self) -> int:
+        """Seconds until the lockout ends; 0 when not locked."""
+        until = cache.get(self.lock_key)
+        return max(1, math.ceil(until - time.time())) if until else 0
+
+    def begin(self) -> bool:
+        cache.add(self.counter_key, 0, timeout=FAILURE_WINDOW)
+        try:
+            self.count = cache.incr(self.counter_key)
+        except ValueError:  # the window ended between add and incr
+            cache.add(self.counter_key, 1, timeout=FAILURE_WINDOW)
+            self.count = 1
+        if self.count > self.limit:
+            self.give_back()
+            return False
+        return True
+
+    def give_back(self) -> None:
+        with contextlib.suppress(ValueError):  # the window ended meanwhile
+            cache.decr(self.counter_key)
+
+    def fail(self) -> bool:
+        """Keep the attempt as a failure; True when it starts a lockout."""
+        if self.count < self.limit:
+            return False
+        cache.delete(self.counter_key)
+        return cache.add(self.lock_key, time.time() + LOCKOUT, timeout=LOCKOUT)
+
+
+def _device_of(mac_or_device) -> Device | None:
+    if isinstance(mac_or_device, Device):
+        return mac_or_device
+    try:
+        mac = normalize_mac(str(mac_or_device))
+    except InvalidMac:
+        return None
+    return Device.objects.select_related("tenant").filter(mac=mac).first()
+
+
+def _consume(*, device: Device, code: str, source: str) -> str:
+    """Compare and, on a match, use the code and enroll the device, in one transaction: the row
+    lock makes two phones racing with the same code end with exactly one enrolled."""
+    with transaction.atomic():
+        row = VerificationCode.objects.select_for_update().filter(device_id=device.pk).first()
+        if row is None:
+            return CheckOutcome.NO_CODE
+        # Compare keyed digests in constant time: neither the timing nor the database reveals digits.
+        if not hmac.compare_digest(bytes(row.digest), code_digest(code)):
+            return CheckOutcome.WRONG
+        if row.used_at is not None:
+            return CheckOutcome.USED
+        now = timezone.now()
+        if row.ciphertext is None or row.expires_at <= now:
+            if row.ciphertext is not None:
+                row.ciphertext = None
+                row.save(update_fields=["ciphertext"])
+            return CheckOutcome.EXPIRED
+        row.ciphertext = None
+        row.used_at = now
+        row.save(update_fields=["ciphertext", "used_at"])
+        # Enrolling here, not in a separate service: a used code must never leave its phone
+        # still waiting on activation with nothing left to dial.
+        if Device.objects.filter(pk=device.pk, state=DeviceState.WAITING_ON_ACTIVATION).update(
+            state=DeviceState.WAITING_FOR_SIGN_IN, updated_at=now
+        ):
+            device.state = DeviceState.WAITING_FOR_SIGN_IN
+        audit_record(
+            tenant=device.tenant, actor=Actor.phone(device.mac), action="device.enroll", obj=device,
+            details={"source": source},
+        )
+        return CheckOutcome.ENROLLED
+
+
+def verification_code_check(*, mac_or_device, code: str, source: str) -> CodeCheck:
+    """Check the code a phone dialled (`*55*<code>`) for the device with that MAC, from `source`
+    (the sender's IP address). On success the code is used up and the device moves to
+    `waiting_for_sign_in`. Every failure counts toward the device's lockout (5 in 15 minutes lock
+    it for 15 minutes) and the source's (20); a locked device or source is refused unchecked."""
+    code = str(code or "").strip()[:32]
+    device = _device_of(mac_or_device)
+    by_source = _Attempts("source", source, SOURCE_FAILURE_LIMIT)
+    if wait := by_source.retry_after():
+        return CodeCheck(CheckOutcome.LOCKED, device, retry_after=wait)
+    if device is None:
+        if not by_source.begin():
+            return CodeCheck(CheckOutcome.LOCKED, retry_after=LOCKOUT)
+        if by_source.fail():
+            logger.warning("verification codes: source %s locked out after %s failures", source, by_source.limit)
+        return CodeCheck(CheckOutcome.NOT_ONBOARDED)
+
+    by_device = _Attempts("device", device.pk, DEVICE_FAILURE_LIMIT)
+    if wait := by_device.retry_after():
+        return CodeCheck(CheckOutcome.LOCKED, device, retry_after=wait)
+    if not by_source.begin():
+        return CodeCheck(CheckOutcome.LOCKED, device, retry_after=LOCKOUT)
+    if not by_device.begin():
+        by_source.give_back()
+        return CodeCheck(CheckOutcome.LOCKED, device, retry_after=LOCKOUT)
+
+    try:
+        outcome = _consume(device=device, code=code, source=source)
+    except BaseException:
+        by_device.give_back()
+        by_source.give_back()
+        raise
+    if outcome == CheckOutcome.ENROLLED:
+        by_device.give_back()
+        by_source.give_back()
+        return CodeCheck(outcome, device)
+
+    actor = Actor.phone(device.mac)
+    audit_record(
+        tenant=device.tenant, actor=actor, action="verification_code.reject", obj=device,
+        details={"outcome": str(outcome), "source": source},
+    )
+    if by_device.fail():
+        audit_record(
+            tenant=device.tenant, actor=actor, action="verification_code.lockout", obj=device,
+            details={"source": source, "failures": DEVICE_FAILURE_LIMIT, "minutes": LOCKOUT // 60},
+        )
+    if by_source.fail():
+        logger.warning("verification codes: source %s locked out after %s failures", source, by_source.limit)
+    return CodeCheck(outcome, device)
