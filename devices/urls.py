@@ -11,4 +11,8 @@ urlpatterns = [
     path("<int:pk>/", views.device_detail, name="detail"),
     path("<int:pk>/edit/", views.device_edit, name="edit"),
     path("<int:pk>/delete/", views.device_delete, name="delete"),
+    path("<int:pk>/restart/", views.device_command, {"kind": "restart"}, name="restart"),
+    path("<int:pk>/resync/", views.device_command, {"kind": "resync"}, name="resync"),
+    path("commands/", views.device_bulk_command, name="bulk_command"),
+    path("commands/<int:pk>/status/", views.command_status, name="command_status"),
 ]

@@ -9,12 +9,15 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from devices import services
-from devices.choices import DeviceState
+from devices.choices import CommandStatus, DeviceState
 from devices.exports import csv_lines
 from devices.forms import DeviceEditForm, DeviceForm
 from devices.selectors import (
     EXPORT_HEADER,
     SORTS,
+    device_command_get,
+    device_command_history,
+    device_commands_latest,
     device_export_rows,
     device_get,
     device_model_list,
@@ -67,6 +70,10 @@ def device_list(request: HttpRequest) -> HttpResponse:
             page = device_page(cursor=None, **arguments)
     except ValidationError as error:
         filter_errors = error.message_dict
+    if page is not None:
+        latest = device_commands_latest(tenant=request.tenant, device_ids=[d.pk for d in page.items])
+        for device in page.items:
+            device.latest_command = latest.get(device.pk)
     context = {
         "page": page,
         "filters": filters,
@@ -90,7 +97,11 @@ def device_list(request: HttpRequest) -> HttpResponse:
 def device_detail(request: HttpRequest, pk: int) -> HttpResponse:
     device = device_get(tenant=request.tenant, pk=pk)
     events = audit_events(tenant=request.tenant, object_type="device", object_id=device.pk).order_by("-created_at", "-id")
-    return render(request, "devices/detail.html", {"device": device, "events": events[:100]})
+    return render(
+        request,
+        "devices/detail.html",
+        {"device": device, "events": events[:100], "commands": device_command_history(device=device)},
+    )
 
 
 def _pane(request: HttpRequest, template: str, context: dict) -> HttpResponse:
@@ -173,3 +184,41 @@ def device_export(request: HttpRequest) -> HttpResponse:
     response = StreamingHttpResponse(csv_lines(EXPORT_HEADER, all_rows()), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="sip-devices-{timezone.now():%Y%m%d-%H%M}.csv"'
     return response
+
+
+COMMAND_VERBS = {"restart": "Restart", "resync": "Sync config"}
+
+
+@require_POST
+@member_required(ADMIN)
+def device_command(request: HttpRequest, pk: int, kind: str) -> HttpResponse:
+    device = device_get(tenant=request.tenant, pk=pk)
+    (command,) = services.device_commands_request(tenant=request.tenant, actor=request.actor, kind=kind, ids=[device.pk])
+    if command.status == CommandStatus.UNREACHABLE:
+        messages.error(request, f"{device} is not registered, so it cannot be reached. {COMMAND_VERBS[kind]} was not sent.")
+    else:
+        messages.success(request, f"{COMMAND_VERBS[kind]} requested for {device}. Its status updates below.")
+    return redirect(reverse("devices:detail", args=[device.pk]) + "#commands")
+
+
+@require_POST
+@member_required(ADMIN)
+def device_bulk_command(request: HttpRequest) -> HttpResponse:
+    kind = request.POST.get("kind", "")
+    if kind not in COMMAND_VERBS:
+        return HttpResponse("Unknown command.", status=400, content_type="text/plain")
+    ids = [int(i) for i in request.POST.getlist("ids") if i.isdigit()]
+    commands = services.device_commands_request(tenant=request.tenant, actor=request.actor, kind=kind, ids=ids)
+    unreachable = sum(1 for c in commands if c.status == CommandStatus.UNREACHABLE)
+    text = f"{COMMAND_VERBS[kind]} requested for {len(commands)} phone{'s' if len(commands) != 1 else ''}."
+    if unreachable:
+        text += f" {unreachable} not registered, so not reachable."
+    messages.success(request, text + " Each row shows its status.")
+    return redirect(safe_next(request, "devices:list"))
+
+
+@member_required(STAFF)
+def command_status(request: HttpRequest, pk: int) -> HttpResponse:
+    """The status chip of one command; HTMX polls it until the command is final."""
+    command = device_command_get(tenant=request.tenant, pk=pk)
+    return render(request, "devices/_command_status.html", {"command": command})

@@ -2,10 +2,17 @@
 (function () {
   "use strict";
 
-  // Confirm destructive actions: <button data-confirm="...">.
+  // Confirm destructive actions: <button data-confirm="..."> or, naming how many are selected,
+  // <button data-confirm-count="Restart {n} phone(s)?">.
   document.addEventListener("click", function (event) {
-    const button = event.target.closest("[data-confirm]");
-    if (button && button.dataset.confirm && !window.confirm(button.dataset.confirm)) {
+    const button = event.target.closest("[data-confirm], [data-confirm-count]");
+    if (!button) return;
+    let question = button.dataset.confirm;
+    if (button.dataset.confirmCount) {
+      const chosen = document.querySelectorAll("input[name=ids]:checked").length;
+      question = button.dataset.confirmCount.replace("{n}", chosen);
+    }
+    if (question && !window.confirm(question)) {
       event.preventDefault();
       event.stopImmediatePropagation();
     }
