@@ -1,6 +1,7 @@
 """Three kinds of caller in every test: a member of tenant A (admin, technician, end user),
 an admin of tenant B who must never see A's objects, and nobody at all."""
 
+import os
 from dataclasses import dataclass
 
 import pytest
@@ -25,6 +26,19 @@ def _caller(tenant, role) -> Caller:
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     return Caller(user=membership.user, tenant=tenant, token=key, api=api)
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """A test database per run (test_test_<pid>), so that runs side by side never drop each other's."""
+    from django.conf import settings
+
+    suffix = os.environ.get("TEST_DB_SUFFIX") or str(os.getpid())
+    for db in settings.DATABASES.values():
+        if db["ENGINE"] != "django.db.backends.postgresql":
+            continue
+        test = db.setdefault("TEST", {})
+        test["NAME"] = f"{test.get('NAME') or 'test_' + db['NAME']}_{suffix}"
 
 
 @pytest.fixture
