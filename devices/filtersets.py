@@ -15,7 +15,8 @@ class DeviceFilterSet(django_filters.FilterSet):
     vendor = django_filters.CharFilter(field_name="model__vendor", lookup_expr="iexact")
     model = django_filters.CharFilter(method="filter_model")
     location = django_filters.CharFilter(field_name="location", lookup_expr="icontains")
-    online = django_filters.BooleanFilter(method="filter_online")
+    # Strict `true`/`false`: a BooleanFilter silently ignores `1`, `yes` or typos and lists everything.
+    online = django_filters.ChoiceFilter(choices=[("true", "Online"), ("false", "Offline")], method="filter_online")
 
     class Meta:
         model = Device
@@ -49,4 +50,4 @@ class DeviceFilterSet(django_filters.FilterSet):
 
     def filter_online(self, queryset, name, value):
         live = Q(registration_expires_at__gt=timezone.now())
-        return queryset.filter(live if value else ~live | Q(registration_expires_at__isnull=True))
+        return queryset.filter(live if value == "true" else ~live | Q(registration_expires_at__isnull=True))
