@@ -7,6 +7,7 @@ Every value parser raises ``ValueError`` on bad input; ``parser.py`` turns that 
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Iterable, Iterator
@@ -58,25 +59,28 @@ _CANONICAL = {
 
 # RFC 3261 §25.1 token characters.
 _TOKEN_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
-_HOST_RE = re.compile(
-    r"[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?)*\.?"
-)
+_HOST_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?)*\.?")
 # Characters that may never appear in a header value on the wire (CR/LF, NUL, other controls but HT).
 _CTL_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_SPACE_OR_CTL_RE = re.compile(r"[\s\x00-\x1f\x7f]")
 
 
 def is_token(value: str) -> bool:
     return _TOKEN_RE.fullmatch(value) is not None
 
 
+@functools.lru_cache(maxsize=1024)
 def canonical_name(name: str) -> str:
-    """Full, conventionally capitalised header name; compact forms expanded."""
+    """Full, conventionally capitalised header name; compact forms expanded.
+
+    A function of the lower-cased name, so canonical names compare case-insensitively.
+    """
     lower = name.lower()
     if lower in COMPACT_FORMS:
         return COMPACT_FORMS[lower]
     if lower in _CANONICAL:
         return _CANONICAL[lower]
-    return "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
+    return "-".join(part[:1].upper() + part[1:] for part in lower.split("-"))
 
 
 class Headers:
@@ -90,50 +94,48 @@ class Headers:
             self.add(name, value)
 
     def add(self, name: str, value: str) -> None:
+        self._items.append(self._field(name, value))
+
+    @staticmethod
+    def _field(name: str, value: str) -> tuple[str, str]:
         if not is_token(name):
             raise ValueError(f"invalid header name {name!r}")
         if _CTL_RE.search(value):
             # A CR or LF here would let a caller inject headers of its own.
             raise ValueError(f"control character in {name} value")
-        self._items.append((canonical_name(name), value))
+        return canonical_name(name), value
 
     def get(self, name: str, default: str | None = None) -> str | None:
-        key = canonical_name(name).lower()
+        key = canonical_name(name)
         for item_name, value in self._items:
-            if item_name.lower() == key:
+            if item_name == key:
                 return value
         return default
 
     def get_all(self, name: str) -> list[str]:
-        key = canonical_name(name).lower()
-        return [value for item_name, value in self._items if item_name.lower() == key]
+        key = canonical_name(name)
+        return [value for item_name, value in self._items if item_name == key]
 
     def set(self, name: str, value: str) -> None:
         """Replace every field of that name by one, at the place of the first."""
-        key = canonical_name(name).lower()
-        index = next(
-            (i for i, (n, _) in enumerate(self._items) if n.lower() == key), None
-        )
-        self.remove(name)
-        if index is None:
-            self.add(name, value)
-        else:
-            self.add(name, value)
-            self._items.insert(index, self._items.pop())
+        field_ = self._field(name, value)
+        key = field_[0]
+        index = next((i for i, (n, _) in enumerate(self._items) if n == key), len(self._items))
+        self._items = [item for item in self._items if item[0] != key]
+        self._items.insert(index, field_)
 
     def replace_first(self, name: str, value: str) -> None:
         """Change the first field of that name in place (e.g. stamping the top Via)."""
-        key = canonical_name(name).lower()
+        field_ = self._field(name, value)
         for i, (item_name, _) in enumerate(self._items):
-            if item_name.lower() == key:
-                self.add(name, value)
-                self._items[i] = self._items.pop()
+            if item_name == field_[0]:
+                self._items[i] = field_
                 return
         raise KeyError(name)
 
     def remove(self, name: str) -> None:
-        key = canonical_name(name).lower()
-        self._items = [(n, v) for n, v in self._items if n.lower() != key]
+        key = canonical_name(name)
+        self._items = [(n, v) for n, v in self._items if n != key]
 
     def prepend(self, name: str, value: str) -> None:
         self.add(name, value)
@@ -165,7 +167,12 @@ class Headers:
 
 def split_values(value: str) -> list[str]:
     """Split a comma-separated header value, respecting quotes and <...> (RFC 3261 §7.3.1)."""
-    parts: list[str] = []
+    if '"' not in value and "<" not in value and ">" not in value:
+        parts = [part.strip() for part in value.split(",")]  # the common case, fast
+        if not all(parts):
+            raise ValueError("empty element in list")
+        return parts
+    parts = []
     current: list[str] = []
     in_quotes = in_angle = escaped = False
     for char in value:
@@ -224,6 +231,8 @@ _PARAM_VALUE_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~:\[\]]+")
 
 
 def _split_outside_quotes(text: str, sep: str) -> list[str]:
+    if '"' not in text:
+        return text.split(sep)
     parts: list[str] = []
     current: list[str] = []
     in_quotes = escaped = False
@@ -249,9 +258,7 @@ def _format_params(params: dict[str, str | None]) -> str:
     return "".join(f";{k}" if v is None else f";{k}={v}" for k, v in params.items())
 
 
-def parse_hostport(
-    text: str, *, default_port: int | None = None
-) -> tuple[str, int | None]:
+def parse_hostport(text: str, *, default_port: int | None = None) -> tuple[str, int | None]:
     """``host[:port]`` with IPv4, ``[IPv6]`` or a domain name; port 1..65535."""
     if text.startswith("["):
         end = text.find("]")
@@ -302,7 +309,7 @@ class SipUri:
         scheme = scheme.lower()
         if not sep or scheme not in ("sip", "sips"):
             raise ValueError(f"not a sip: or sips: URI: {text!r}")
-        if any(c.isspace() for c in rest) or _CTL_RE.search(rest):
+        if _SPACE_OR_CTL_RE.search(rest):
             raise ValueError(f"whitespace or control character in URI {text!r}")
         rest, _, headers = rest.partition("?")
         user: str | None = None
@@ -332,9 +339,7 @@ class SipUri:
         return "tls" if self.scheme == "sips" else "udp"
 
     def without_headers(self) -> SipUri:
-        return SipUri(
-            self.host, self.user, self.port, self.scheme, dict(self.params), ""
-        )
+        return SipUri(self.host, self.user, self.port, self.scheme, dict(self.params), "")
 
     def __str__(self) -> str:
         user = f"{self.user}@" if self.user else ""
@@ -380,9 +385,7 @@ class NameAddr:
             uri, semi, params_text = text.partition(";")
             params = _split_params(semi + params_text) if semi else {}
             if "?" in uri or "," in uri:
-                raise ValueError(
-                    f"addr-spec without brackets may not contain '?' or ',': {text!r}"
-                )
+                raise ValueError(f"addr-spec without brackets may not contain '?' or ',': {text!r}")
         if uri.lower().startswith(("sip:", "sips:")):
             SipUri.parse(uri)
         elif not _ABSOLUTE_URI_RE.fullmatch(uri):
@@ -452,9 +455,7 @@ class Via:
         host, port = parse_hostport(hostport)
         params = _split_params((params_text or "").strip())
         rport = params.get("rport")
-        if rport is not None and not (
-            rport.isascii() and rport.isdigit() and 0 < int(rport) < 65536
-        ):
+        if rport is not None and not (rport.isascii() and rport.isdigit() and 0 < int(rport) < 65536):
             raise ValueError(f"invalid rport {rport!r}")
         return cls(transport=transport.upper(), host=host, port=port, params=params)
 
@@ -492,12 +493,7 @@ class CSeq:
             raise ValueError(f"invalid CSeq {text!r}")
         number, method = parts
         # RFC 3261 §8.1.1.5: 32-bit unsigned, i.e. below 2**31 for the initial value, at most 2**32-1.
-        if (
-            not number.isascii()
-            or not number.isdigit()
-            or len(number) > 10
-            or int(number) >= 2**32
-        ):
+        if not number.isascii() or not number.isdigit() or len(number) > 10 or int(number) >= 2**32:
             raise ValueError(f"invalid CSeq number {number!r}")
         if not is_token(method):
             raise ValueError(f"invalid CSeq method {method!r}")
@@ -518,11 +514,7 @@ class _Message:
 
     @property
     def vias(self) -> list[Via]:
-        return [
-            Via.parse(v)
-            for value in self.headers.get_all("Via")
-            for v in split_values(value)
-        ]
+        return [Via.parse(v) for value in self.headers.get_all("Via") for v in split_values(value)]
 
     @property
     def via(self) -> Via:
@@ -550,9 +542,7 @@ class _Message:
 
     @property
     def contacts(self) -> list[NameAddr]:
-        values = [
-            v for value in self.headers.get_all("Contact") for v in split_values(value)
-        ]
+        values = [v for value in self.headers.get_all("Contact") for v in split_values(value)]
         return [NameAddr.parse(v) for v in values if v != "*"]
 
     def to_bytes(self) -> bytes:
@@ -650,12 +640,7 @@ def make_response(
         if value is not None:
             out.add(name, value)
     to_value = request.headers.get("To")
-    if (
-        to_tag
-        and status > 100
-        and to_value is not None
-        and NameAddr.parse(to_value).tag is None
-    ):
+    if to_tag and status > 100 and to_value is not None and NameAddr.parse(to_value).tag is None:
         out.set("To", f"{to_value};tag={to_tag}")
     for name, value in headers:
         out.add(name, value)

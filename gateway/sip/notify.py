@@ -60,9 +60,7 @@ class NotifyTarget:
 @dataclass(frozen=True)
 class NotifyOutcome:
     key: object
-    status: (
-        int | None
-    )  # final SIP status; 408 on Timer F; None when nothing was answered
+    status: int | None  # final SIP status; 408 on Timer F; None when nothing was answered
     reason: str
     outcome: str  # SENT | REJECTED | UNREACHABLE
     permanent: bool = False  # True when sending the same NOTIFY again cannot help
@@ -128,38 +126,59 @@ async def send_notifies(
     t4: float | None = None,
     local_host: str = "127.0.0.1",
     local_port: int = 0,
+    advertised_host: str | None = None,
     endpoint: SipEndpoint | None = None,
 ) -> list[NotifyOutcome]:
     """Send one NOTIFY per target, at most ``concurrency`` in flight; outcomes in target order.
 
-    Pass ``endpoint`` to send from an already running endpoint (the SIP edge's, whose address
-    NATed phones accept packets from); otherwise a temporary one is bound to ``local_host``.
+    Without ``endpoint`` a temporary one is bound to ``local_host:local_port`` (0: any port)
+    and put in Via/From/Contact as ``advertised_host`` (default: ``local_host``; set it when
+    binding 0.0.0.0). Pass a running ``endpoint`` to send from it instead, e.g. the SIP edge's,
+    whose address NATed phones accept packets from; its own timers then apply.
     T2 and T4 default to the RFC values, scaled down with T1 when T1 is shortened (tests).
+    Never raises for a target: every problem becomes that target's outcome.
     """
     items: Sequence[NotifyTarget] = list(targets)
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
     if not items:
         return []
-    if endpoint is None:
-        scaled = Timers.scaled(t1)
-        timers = Timers(
-            t1=t1,
-            t2=t2 if t2 is not None else scaled.t2,
-            t4=t4 if t4 is not None else scaled.t4,
-        )
-        async with SipEndpoint(host=local_host, port=local_port, timers=timers) as own:
-            return await _send_all(own, items, event_for, concurrency)
-    return await _send_all(endpoint, items, event_for, concurrency)
+    if endpoint is not None:
+        return await _send_all(endpoint, items, event_for, concurrency)
+    scaled = Timers.scaled(t1)
+    timers = Timers(t1=t1, t2=scaled.t2 if t2 is None else t2, t4=scaled.t4 if t4 is None else t4)
+    own = SipEndpoint(host=local_host, port=local_port, advertised_host=advertised_host, timers=timers)
+    async with own:
+        return await _send_all(own, items, event_for, concurrency)
 
 
 def notify_many(
     targets: Iterable[NotifyTarget],
     event_for: Callable[[NotifyTarget], str] | str,
-    **options: object,
+    *,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    t1: float = 0.5,
+    t2: float | None = None,
+    t4: float | None = None,
+    local_host: str = "127.0.0.1",
+    local_port: int = 0,
+    advertised_host: str | None = None,
 ) -> list[NotifyOutcome]:
-    """Blocking ``send_notifies`` for Celery tasks (runs its own event loop)."""
-    return asyncio.run(send_notifies(targets, event_for, **options))  # type: ignore[arg-type]
+    """Blocking ``send_notifies`` for Celery tasks: runs its own event loop, so call it from
+    synchronous code only (not from inside a running loop)."""
+    return asyncio.run(
+        send_notifies(
+            targets,
+            event_for,
+            concurrency=concurrency,
+            t1=t1,
+            t2=t2,
+            t4=t4,
+            local_host=local_host,
+            local_port=local_port,
+            advertised_host=advertised_host,
+        )
+    )
 
 
 async def _send_all(
@@ -192,20 +211,16 @@ async def _notify_one(
             target.contact_uri,
             event,
             transport=target.transport,
-            local_host=endpoint.host,
+            local_host=endpoint.advertised_host,
             local_port=endpoint.port,
             aor=target.aor,
         )
         destination = destination_of(target)
     except (ValueError, TypeError) as exc:
-        return NotifyOutcome(
-            key, None, f"cannot address target: {exc}", UNREACHABLE, permanent=True
-        )
+        return NotifyOutcome(key, None, f"cannot address target: {exc}", UNREACHABLE, permanent=True)
     transaction = None
     try:
-        transaction = await endpoint.start_transaction(
-            request, destination, transport=target.transport
-        )
+        transaction = await endpoint.start_transaction(request, destination, transport=target.transport)
         response = await transaction.result()
     except TransactionTimeout:
         return NotifyOutcome(
@@ -230,9 +245,7 @@ async def _notify_one(
         return NotifyOutcome(key, None, f"internal error: {exc}", UNREACHABLE)
     retransmissions = transaction.retransmissions
     if 200 <= response.status < 300:
-        return NotifyOutcome(
-            key, response.status, response.reason, SENT, retransmissions=retransmissions
-        )
+        return NotifyOutcome(key, response.status, response.reason, SENT, retransmissions=retransmissions)
     permanent = response.status not in RETRYABLE_STATUSES
     return NotifyOutcome(
         key,

@@ -21,9 +21,7 @@ from .message import (
     split_values,
 )
 
-MAX_MESSAGE_BYTES = (
-    65_535  # the largest UDP payload; streams get the same bound per message
-)
+MAX_MESSAGE_BYTES = 65_535  # the largest UDP payload; streams get the same bound per message
 MAX_HEADER_LINES = 128
 MAX_LINE_BYTES = 8_192
 
@@ -41,9 +39,7 @@ _MANDATORY = (
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 _LINE_SPLIT = re.compile(r"\r?\n")
 _BAD_CHARS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # anything but HT among controls
-_CALL_ID_RE = re.compile(
-    r"[A-Za-z0-9\-.!%*_+`'~()<>:\\\"/\[\]?{}]+(?:@[A-Za-z0-9\-.!%*_+`'~()<>:\\\"/\[\]?{}]+)?"
-)
+_CALL_ID_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~()<>:\\\"/\[\]?{}]+(?:@[A-Za-z0-9\-.!%*_+`'~()<>:\\\"/\[\]?{}]+)?")
 
 
 class ParseError(ValueError):
@@ -75,12 +71,8 @@ def parse_message(data: bytes) -> Message:
         body = data[match.end() :]
         if head.content_length is not None:
             if head.content_length > len(body):
-                raise ParseError(
-                    f"body shorter ({len(body)}) than Content-Length ({head.content_length})"
-                )
-            body = body[
-                : head.content_length
-            ]  # §18.3: bytes past the body are discarded
+                raise ParseError(f"body shorter ({len(body)}) than Content-Length ({head.content_length})")
+            body = body[: head.content_length]  # §18.3: bytes past the body are discarded
         return _build(head, body)
     except ParseError:
         raise
@@ -219,12 +211,7 @@ def _status_line(line: str, headers: Headers, body: bytes) -> Response:
     code, _, reason = rest.partition(" ")
     if version.upper() != SIP_VERSION:
         raise ParseError(f"unsupported version {version[:20]!r}")
-    if (
-        len(code) != 3
-        or not code.isascii()
-        or not code.isdigit()
-        or not 100 <= int(code) <= 699
-    ):
+    if len(code) != 3 or not code.isascii() or not code.isdigit() or not 100 <= int(code) <= 699:
         raise ParseError(f"invalid status code {code[:20]!r}")
     return Response(status=int(code), reason=reason, headers=headers, body=body)
 
@@ -256,16 +243,11 @@ def _check_headers(message: Message) -> None:
         raise ParseError(f"invalid Call-ID {message.call_id[:80]!r}")
     max_forwards = headers.get("Max-Forwards")
     if max_forwards is not None and not (
-        max_forwards.isascii()
-        and max_forwards.isdigit()
-        and len(max_forwards) <= 3
-        and int(max_forwards) <= 255
+        max_forwards.isascii() and max_forwards.isdigit() and len(max_forwards) <= 3 and int(max_forwards) <= 255
     ):
         raise ParseError(f"invalid Max-Forwards {max_forwards[:20]!r}")
     if isinstance(message, Request) and cseq.method != message.method:
-        raise ParseError(
-            f"CSeq method {cseq.method} does not match request method {message.method}"
-        )
+        raise ParseError(f"CSeq method {cseq.method} does not match request method {message.method}")
 
 
 __all__ = [

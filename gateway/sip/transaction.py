@@ -99,9 +99,7 @@ class ClientTransaction:
         on_terminated: Callable[[ClientTransaction], None] | None = None,
     ) -> None:
         if request.method in ("INVITE", "ACK"):
-            raise ValueError(
-                "INVITE client transactions are not implemented; ACK has none"
-            )
+            raise ValueError("INVITE client transactions are not implemented; ACK has none")
         key = client_key(request)
         if key is None or not key[0].startswith(BRANCH_MAGIC):
             raise ValueError("request needs a top Via with an RFC 3261 branch")
@@ -135,8 +133,9 @@ class ClientTransaction:
         self._transmit()
 
     async def result(self) -> Response:
-        # shield: a caller cancelled by its own timeout must not tear the transaction down early
-        return await asyncio.shield(self._result)
+        # A caller cancelled meanwhile cancels only this future; the timers run on regardless,
+        # so the transaction still ends (and absorbs late responses) as the RFC says.
+        return await self._result
 
     def receive(self, response: Response) -> None:
         if self.state in (State.COMPLETED, State.TERMINATED):
@@ -169,7 +168,7 @@ class ClientTransaction:
         self.transmissions += 1
         try:
             self._send(self._data)
-        except Exception as exc:  # noqa: BLE001 - any send failure is a transport error
+        except Exception as exc:
             self.fail(exc)
 
     def _on_timer_e(self) -> None:
@@ -184,9 +183,7 @@ class ClientTransaction:
 
     def _on_timer_f(self) -> None:
         if self.state in (State.TRYING, State.PROCEEDING):
-            self.fail(
-                TransactionTimeout(f"no final response within {self._timeout:g} s")
-            )
+            self.fail(TransactionTimeout(f"no final response within {self._timeout:g} s"))
 
     def _terminate(self) -> None:
         if self.state is State.TERMINATED:
@@ -257,10 +254,7 @@ class ServerTransaction:
 
     def receive_retransmission(self) -> None:
         self.retransmitted_requests += 1
-        if (
-            self.state in (State.PROCEEDING, State.COMPLETED)
-            and self.last_response is not None
-        ):
+        if self.state in (State.PROCEEDING, State.COMPLETED) and self.last_response is not None:
             self._send(self.last_response)
 
     def close(self) -> None:

@@ -8,6 +8,7 @@ is logged and dropped; it never reaches the handler nor stops the endpoint.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import ipaddress
 import logging
@@ -193,8 +194,9 @@ class _StreamConnection(asyncio.Protocol):
 class SipEndpoint:
     """UDP socket + TCP connections + transaction tables.
 
-    ``host`` is the address we bind and advertise (Via sent-by, Contact). With ``tcp_listen`` a
-    TCP listener takes the same port number as UDP, so one Via sent-by serves both.
+    ``host`` is the address we bind; ``advertised_host`` (default ``host``) the one we put in
+    Via sent-by and Contact. With ``tcp_listen`` a TCP listener takes the same port number as
+    UDP, so one Via sent-by serves both.
     """
 
     def __init__(
@@ -202,6 +204,7 @@ class SipEndpoint:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
+        advertised_host: str | None = None,
         timers: Timers = DEFAULT_TIMERS,
         handler: RequestHandler | None = None,
         tcp_listen: bool = False,
@@ -209,6 +212,7 @@ class SipEndpoint:
     ) -> None:
         self.host = host
         self.port = port
+        self.advertised_host = advertised_host or host
         self.timers = timers
         self.handler = handler
         self.tcp_listen = tcp_listen
@@ -230,20 +234,14 @@ class SipEndpoint:
         try:
             # Bursts of responses from many phones at once: give the kernel room to queue them.
             for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
-                try:
+                with contextlib.suppress(OSError):
                     sock.setsockopt(socket.SOL_SOCKET, option, 4 * 1024 * 1024)
-                except OSError:
-                    pass
             sock.bind((self.host, self.port))
         except OSError as exc:
             sock.close()
-            raise TransportError(
-                f"cannot bind UDP {self.host}:{self.port}: {exc}", permanent=True
-            ) from exc
+            raise TransportError(f"cannot bind UDP {self.host}:{self.port}: {exc}", permanent=True) from exc
         sock.setblocking(False)
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: _UdpProtocol(self), sock=sock
-        )
+        transport, _ = await loop.create_datagram_endpoint(lambda: _UdpProtocol(self), sock=sock)
         self._udp = transport
         self.port = sock.getsockname()[1]
         if self.tcp_listen:
@@ -295,20 +293,16 @@ class SipEndpoint:
 
     def via(self, transport: str) -> str:
         """A fresh top Via for a request we originate (RFC 3581 rport asks for the source port)."""
-        return f"SIP/2.0/{transport.upper()} {self.host}:{self.port};branch={new_branch()};rport"
+        return f"SIP/2.0/{transport.upper()} {self.advertised_host}:{self.port};branch={new_branch()};rport"
 
     # -- client side ---------------------------------------------------------------------------
 
-    async def send_request(
-        self, request: Request, destination: Address, *, transport: str = "udp"
-    ) -> Response:
+    async def send_request(self, request: Request, destination: Address, *, transport: str = "udp") -> Response:
         """Send through a new client transaction; return its final response.
 
         Raises ``TransactionTimeout`` (Timer F) or ``TransportError``.
         """
-        transaction = await self.start_transaction(
-            request, destination, transport=transport
-        )
+        transaction = await self.start_transaction(request, destination, transport=transport)
         return await transaction.result()
 
     async def start_transaction(
@@ -382,9 +376,7 @@ class SipEndpoint:
         if self._udp is None or self._udp.is_closing():
             raise TransportError("UDP socket is closed")
         if len(data) > MAX_UDP_PAYLOAD:
-            raise TransportError(
-                f"message of {len(data)} bytes does not fit a datagram", permanent=True
-            )
+            raise TransportError(f"message of {len(data)} bytes does not fit a datagram", permanent=True)
         try:
             self._udp.sendto(data, address)
         except OSError as exc:
@@ -405,9 +397,7 @@ class SipEndpoint:
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self.timers.timer_f):
-                _, connection = await loop.create_connection(
-                    lambda: _StreamConnection(self), *address
-                )
+                _, connection = await loop.create_connection(lambda: _StreamConnection(self), *address)
         except TimeoutError as exc:
             raise TransportError(f"TCP connect to {address} timed out") from exc
         except OSError as exc:
@@ -419,10 +409,7 @@ class SipEndpoint:
             self._connections[connection.peer] = connection
 
     def _connection_lost(self, connection: _StreamConnection) -> None:
-        if (
-            connection.peer is not None
-            and self._connections.get(connection.peer) is connection
-        ):
+        if connection.peer is not None and self._connections.get(connection.peer) is connection:
             del self._connections[connection.peer]
 
     # -- incoming ------------------------------------------------------------------------------
@@ -480,9 +467,7 @@ class SipEndpoint:
         if request.method == "ACK":
             # ACK has no transaction of its own; INVITE handling (later) consumes it.
             if self.handler is not None:
-                self._call_handler(
-                    IncomingRequest(request, source, transport, _no_response)
-                )
+                self._call_handler(IncomingRequest(request, source, transport, _no_response))
             return
 
         def send(response: Response) -> None:
@@ -498,9 +483,7 @@ class SipEndpoint:
                 on_terminated=self._server_terminated,
             )
             self._servers[key] = server
-        incoming = IncomingRequest(
-            request, source, transport, server.respond if server is not None else send
-        )
+        incoming = IncomingRequest(request, source, transport, server.respond if server is not None else send)
         if self.handler is None:
             incoming.respond(501)
             return
@@ -519,9 +502,7 @@ class SipEndpoint:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _await_handler(
-        self, result: Awaitable[None], incoming: IncomingRequest
-    ) -> None:
+    async def _await_handler(self, result: Awaitable[None], incoming: IncomingRequest) -> None:
         try:
             await result
         except asyncio.CancelledError:
@@ -542,9 +523,7 @@ class SipEndpoint:
         if server.key is not None and self._servers.get(server.key) is server:
             del self._servers[server.key]
 
-    def _send_response(
-        self, response: Response, transport: str, connection: _StreamConnection | None
-    ) -> None:
+    def _send_response(self, response: Response, transport: str, connection: _StreamConnection | None) -> None:
         """§18.2.2 with RFC 3581: back over the same connection, or to received:rport."""
         if transport == "tcp":
             if connection is None:

@@ -1,3 +1,4 @@
+# ruff: noqa: E501 - real phones send lines this long
 """Real-world message shapes (addresses and secrets replaced), as phones and servers send them."""
 
 

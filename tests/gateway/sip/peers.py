@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,8 +47,7 @@ class FakeUdpPhone(asyncio.DatagramProtocol):
     transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        self.transport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, addr: tuple) -> None:  # type: ignore[override]
         message = parse_message(data)
@@ -67,7 +67,7 @@ class FakeUdpPhone(asyncio.DatagramProtocol):
 
     def gaps(self) -> list[float]:
         times = [a.at for a in self.arrivals]
-        return [b - a for a, b in zip(times, times[1:], strict=False)]
+        return [b - a for a, b in itertools.pairwise(times)]
 
     def close(self) -> None:
         if self.transport is not None:

@@ -81,6 +81,7 @@ class Sipp:
             *extra,
         ]  # fmt: skip
         self.process: subprocess.Popen[bytes] | None = None
+        self.exit_code: int | None = None
 
     @property
     def address(self) -> tuple[str, int]:

@@ -17,7 +17,6 @@ from .corpus import (
     UNAUTHORIZED_401,
     VALID,
     YEALINK_REGISTER,
-    crlf,
 )
 
 
@@ -168,7 +167,7 @@ BAD = {
     "no-end-of-headers": (NOTIFY[:-2], "no empty line after the headers"),
     "request-line-two-parts": (NOTIFY.replace(b" SIP/2.0\r\n", b"\r\n", 1), "invalid request line"),
     "request-line-extra-space": (NOTIFY.replace(b"NOTIFY sip", b"NOTIFY  sip", 1), "invalid request line"),
-    "method-not-token": (NOTIFY.replace(b"NOTIFY sip", b"NOT\"IFY sip", 1), "invalid method"),
+    "method-not-token": (NOTIFY.replace(b"NOTIFY sip", b'NOT"IFY sip', 1), "invalid method"),
     "request-uri-garbage": (NOTIFY.replace(b"sip:805E0C123456@192.168.1.23:5062 ", b"<nope> ", 1), "Request-URI"),
     "request-uri-bad-port": (NOTIFY.replace(b"5062 SIP", b"99999 SIP", 1), "Request-URI"),
     "wrong-version": (NOTIFY.replace(b"SIP/2.0\r\n", b"SIP/3.0\r\n", 1), "unsupported version"),
@@ -291,7 +290,8 @@ class TestHeaderValues:
         assert SipUri.parse(text) == expected
 
     @pytest.mark.parametrize(
-        "text", ["tel:+15551234", "sip:", "sip:@host", "sip:user@", "sip:u@h:0", "sip:u@h:abc", "sip:u@ho st", "sip:u@[::1"]
+        "text",
+        ["tel:+15551234", "sip:", "sip:@host", "sip:user@", "sip:u@h:0", "sip:u@h:abc", "sip:u@ho st", "sip:u@[::1"],
     )
     def test_it_rejects_bad_sip_uris(self, text):
         with pytest.raises(ValueError):
@@ -303,9 +303,7 @@ class TestHeaderValues:
         assert SipUri.parse("sips:a@b").transport == "tls"
 
     def test_it_parses_name_addr_forms(self):
-        assert NameAddr.parse('"Front desk" <sip:1001@h>;tag=9') == NameAddr(
-            "sip:1001@h", '"Front desk"', {"tag": "9"}
-        )
+        assert NameAddr.parse('"Front desk" <sip:1001@h>;tag=9') == NameAddr("sip:1001@h", '"Front desk"', {"tag": "9"})
         assert NameAddr.parse("Bob <sip:b@h;transport=tcp>").sip_uri.transport == "tcp"
         # Without brackets the parameters belong to the header, not the URI (§20.10).
         bare = NameAddr.parse("sip:1001@h;tag=abc")
