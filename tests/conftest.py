@@ -9,7 +9,7 @@ from rest_framework.test import APIClient
 
 from portal.choices import Role
 from portal.services import api_token_create
-from tests.factories import PASSWORD, MembershipFactory, TenantFactory
+from tests.factories import MembershipFactory, TenantFactory
 
 
 @dataclass
@@ -77,7 +77,9 @@ def anon_api() -> APIClient:
 
 
 def login(client, caller: Caller):
-    assert client.login(username=caller.user.username, password=PASSWORD)
+    # force_login: checking the password costs ~0.3 s (PBKDF2) on every call; the login view
+    # itself is tested in tests/portal/test_views.py.
+    client.force_login(caller.user)
     return client
 
 
