@@ -1,0 +1,115 @@
+"""`make run` on a bare machine: with no DATABASE_URL, CELERY_BROKER_URL or CACHE_URL the product
+runs on SQLite, kombu's filesystem broker and a file cache, all under VAR_DIR."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICES = ("DATABASE_URL", "CELERY_BROKER_URL", "CACHE_URL")
+
+
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory):
+    """The environment of a bare machine, with its state in a fresh VAR_DIR, migrated."""
+    var_dir = tmp_path_factory.mktemp("var")
+    env = {k: v for k, v in os.environ.items() if k not in SERVICES}
+    env["VAR_DIR"] = str(var_dir)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return env, var_dir
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start(args, env, log: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        args, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True
+    )
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def wait_for(what: str, check, process: subprocess.Popen, log: Path, timeout: float = 20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"{what}: the process exited\n{log.read_text(errors='replace')[-3000:]}")
+        if (found := check()) is not None:
+            return found
+        time.sleep(0.2)
+    pytest.fail(f"{what}: not within {timeout} s\n{log.read_text(errors='replace')[-3000:]}")
+
+
+def test_migrate_uses_sqlite_under_var_dir(embedded):
+    _, var_dir = embedded
+    assert (var_dir / "portal.sqlite3").stat().st_size > 0
+
+
+def test_runserver_serves_the_login_page(embedded):
+    env, var_dir = embedded
+    port = free_port()
+    log = var_dir / "runserver.log"
+    server = start([sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"], env, log)
+
+    def login_page():
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/login/", timeout=2) as response:
+                return response.status, response.read().decode()
+        except OSError:
+            return None
+
+    try:
+        status, page = wait_for("runserver", login_page, server, log)
+    finally:
+        stop(server)
+    assert status == 200
+    assert 'name="password"' in page and "SIP Gateway Portal" in page
+
+
+def test_a_worker_receives_a_task_through_the_filesystem_broker(embedded):
+    env, var_dir = embedded
+    log = var_dir / "worker.log"
+    worker = start(
+        [sys.executable, "-m", "celery", "-A", "portal", "worker", "--loglevel=INFO", "--pool=solo",
+         "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"smoke-{os.getpid()}@%h"],
+        env, log,
+    )
+    try:
+        wait_for("worker ready", lambda: True if b"ready." in log.read_bytes() else None, worker, log)
+        assert "filesystem://" in log.read_text()
+        sent = subprocess.run(
+            [sys.executable, "-m", "celery", "-A", "portal", "call", "enrollment.tasks.verification_codes_sweep"],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=30,
+        )
+        assert sent.returncode == 0, sent.stderr
+        task_id = sent.stdout.strip()
+        wait_for(
+            "task run by the worker",
+            lambda: True if f"verification_codes_sweep[{task_id}] succeeded" in log.read_text() else None,
+            worker, log,
+        )
+    finally:
+        stop(worker)
