@@ -24,7 +24,8 @@ from devices.selectors import (
     device_page,
     device_summary,
 )
-from portal.access import ADMIN, STAFF, member_required, safe_next
+from enrollment.selectors import verification_codes_load
+from portal.access import ADMIN, member_required, safe_next
 from portal.pagination import InvalidCursor
 from portal.selectors import audit_events
 
@@ -55,7 +56,7 @@ def _apply_errors(form, error: ValidationError) -> None:
         form.add_error(field if field in form.fields else None, field_errors)
 
 
-@member_required(STAFF)
+@member_required(ADMIN)  # technicians have their own look-up page (enrollment.views.lookup)
 def device_list(request: HttpRequest) -> HttpResponse:
     filters = _filters(request)
     sort = request.GET.get("sort", "")
@@ -74,6 +75,7 @@ def device_list(request: HttpRequest) -> HttpResponse:
         latest = device_commands_latest(tenant=request.tenant, device_ids=[d.pk for d in page.items])
         for device in page.items:
             device.latest_command = latest.get(device.pk)
+        verification_codes_load(tenant=request.tenant, devices=page.items)
     context = {
         "page": page,
         "filters": filters,
@@ -93,7 +95,7 @@ def device_list(request: HttpRequest) -> HttpResponse:
     return render(request, "devices/list.html", context)
 
 
-@member_required(STAFF)
+@member_required(ADMIN)
 def device_detail(request: HttpRequest, pk: int) -> HttpResponse:
     device = device_get(tenant=request.tenant, pk=pk)
     events = audit_events(tenant=request.tenant, object_type="device", object_id=device.pk).order_by("-created_at", "-id")
@@ -217,7 +219,7 @@ def device_bulk_command(request: HttpRequest) -> HttpResponse:
     return redirect(safe_next(request, "devices:list"))
 
 
-@member_required(STAFF)
+@member_required(ADMIN)
 def command_status(request: HttpRequest, pk: int) -> HttpResponse:
     """The status chip of one command; HTMX polls it until the command is final."""
     command = device_command_get(tenant=request.tenant, pk=pk)

@@ -235,7 +235,8 @@ class _Attempts:
         except ValueError:  # the window ended between add and incr
             cache.add(self.counter_key, 1, timeout=FAILURE_WINDOW)
             self.count = 1
-        if self.count > self.limit:
+        # Over the limit, or locked since retry_after() was asked: refuse without comparing.
+        if self.count > self.limit or cache.get(self.lock_key) is not None:
             self.give_back()
             return False
         return True
@@ -248,8 +249,10 @@ class _Attempts:
         """Keep the attempt as a failure; True when it starts a lockout."""
         if self.count < self.limit:
             return False
+        # Lock first, then reset the count: an attempt that starts in between sees the lock.
+        started = cache.add(self.lock_key, time.time() + LOCKOUT, timeout=LOCKOUT)
         cache.delete(self.counter_key)
-        return cache.add(self.lock_key, time.time() + LOCKOUT, timeout=LOCKOUT)
+        return started
 
 
 def _device_of(mac_or_device) -> Device | None:

@@ -166,6 +166,8 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "gateway.tasks.device_commands_resume",
         "schedule": envfloat("DEVICE_COMMAND_RESUME_SECONDS", 60.0),
     },
+    # Wipe expired verification codes (they already stop working at expiry; this removes them).
+    "verification-codes-sweep": {"task": "enrollment.tasks.verification_codes_sweep", "schedule": 300.0},
 }
 
 # Verification codes are stored encrypted with this key (defaults to one derived from SECRET_KEY).

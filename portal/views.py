@@ -28,7 +28,7 @@ def home(request: HttpRequest) -> HttpResponse:
     if membership.role == Role.USER:
         return redirect("pair")
     if membership.role == Role.TECHNICIAN:
-        return redirect("devices:list")
+        return redirect("enrollment:lookup")
     return redirect("dashboard")
 
 

@@ -3,6 +3,9 @@ from rest_framework import serializers
 
 from devices.choices import DeviceState
 from devices.models import Device
+from enrollment.selectors import live_code
+from portal.access import STAFF
+from portal.api.permissions import request_membership
 
 
 class PolicyVersionSerializer(serializers.Serializer):
@@ -67,8 +70,13 @@ class DeviceSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(VerificationCodeSerializer(allow_null=True))
     def get_verification_code(self, device) -> dict | None:
-        # Verification codes arrive with onboarding (issue 3); until then no device has one.
-        return None
+        """The live code, to admins and technicians only (lists load codes with verification_codes_load)."""
+        request = self.context.get("request")
+        membership = request_membership(request) if request is not None else None
+        if membership is None or membership.role not in STAFF:
+            return None
+        code = live_code(device)
+        return {"code": code.code, "expires_at": code.expires_at} if code else None
 
 
 class DeviceCreateSerializer(serializers.Serializer):

@@ -13,7 +13,10 @@ from devices.api.serializers import (
 )
 from devices.choices import DeviceState
 from devices.selectors import SORTS, device_command_get, device_get, device_list, sort_ordering
+from enrollment.selectors import verification_codes_load
+from enrollment.services import verification_codes_viewed
 from portal.api.pagination import KeysetCursorPagination
+from portal.api.permissions import request_membership
 from portal.api.views import TenantAPIView
 
 LIST_PARAMETERS = [
@@ -40,20 +43,30 @@ class DeviceListView(TenantAPIView):
         devices = device_list(tenant=self.tenant, filters=request.query_params)
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(devices, request, view=self)
-        return paginator.get_paginated_response(DeviceSerializer(page, many=True).data)
+        verification_codes_load(tenant=self.tenant, devices=page)
+        data = DeviceSerializer(page, many=True, context={"request": request}).data
+        verification_codes_viewed(
+            tenant=self.tenant, actor=self.actor, role=request_membership(request).role, devices=page
+        )
+        return paginator.get_paginated_response(data)
 
     @extend_schema(request=DeviceCreateSerializer, responses={201: DeviceSerializer})
     def post(self, request):
         data = DeviceCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         device = services.device_onboard(tenant=self.tenant, actor=self.actor, **data.validated_data)
-        return Response(DeviceSerializer(device).data, status=status.HTTP_201_CREATED)
+        return Response(DeviceSerializer(device, context={"request": request}).data, status=status.HTTP_201_CREATED)
 
 
 class DeviceDetailView(TenantAPIView):
     @extend_schema(responses=DeviceSerializer)
     def get(self, request, pk: int):
-        return Response(DeviceSerializer(device_get(tenant=self.tenant, pk=pk)).data)
+        device = device_get(tenant=self.tenant, pk=pk)
+        data = DeviceSerializer(device, context={"request": request}).data
+        verification_codes_viewed(
+            tenant=self.tenant, actor=self.actor, role=request_membership(request).role, devices=[device]
+        )
+        return Response(data)
 
     @extend_schema(request=DeviceUpdateSerializer, responses=DeviceSerializer)
     def patch(self, request, pk: int):
@@ -61,7 +74,7 @@ class DeviceDetailView(TenantAPIView):
         data = DeviceUpdateSerializer(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
         device = services.device_update(device=device, actor=self.actor, data=data.validated_data)
-        return Response(DeviceSerializer(device).data)
+        return Response(DeviceSerializer(device, context={"request": request}).data)
 
     @extend_schema(responses={204: None})
     def delete(self, request, pk: int):
