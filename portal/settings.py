@@ -184,6 +184,29 @@ SIP_NOTIFY_CONCURRENCY = envint("SIP_NOTIFY_CONCURRENCY", 200)
 DEVICE_COMMAND_LEASE_SECONDS = envint("DEVICE_COMMAND_LEASE_SECONDS", 300)
 DEVICE_COMMAND_MAX_ATTEMPTS = envint("DEVICE_COMMAND_MAX_ATTEMPTS", 3)
 
+# Provisioning server (/provision/<key>/<file>).
+# The transport provisioned phones use to reach the SIP edge: udp, tcp or tls.
+SIP_EDGE_TRANSPORT = envstr("SIP_EDGE_TRANSPORT", "udp").lower()
+if SIP_EDGE_TRANSPORT not in ("udp", "tcp", "tls"):
+    raise ValueError(f"SIP_EDGE_TRANSPORT={SIP_EDGE_TRANSPORT!r} is not udp, tcp or tls")
+# What the phones' Sign-in and Sign-out keys dial; clear of the codes Teams phones already use
+# (*30*-*35* do-not-disturb and forwarding, *55* enrollment, *99* voicemail).
+FEATURE_CODE_SIGN_IN = envstr("FEATURE_CODE_SIGN_IN", "*70*")
+FEATURE_CODE_SIGN_OUT = envstr("FEATURE_CODE_SIGN_OUT", "*71*")
+for _name, _code in (("FEATURE_CODE_SIGN_IN", FEATURE_CODE_SIGN_IN), ("FEATURE_CODE_SIGN_OUT", FEATURE_CODE_SIGN_OUT)):
+    _reserved = {"*30*", "*31*", "*32*", "*33*", "*34*", "*35*", "*55*", "*99*"}
+    if not (len(_code) > 2 and _code[0] == _code[-1] == "*" and _code[1:-1].isdigit()) or _code in _reserved:
+        raise ValueError(f"{_name}={_code!r} must look like *70* and not be one of {sorted(_reserved)}")
+if FEATURE_CODE_SIGN_IN == FEATURE_CODE_SIGN_OUT:
+    raise ValueError("FEATURE_CODE_SIGN_IN and FEATURE_CODE_SIGN_OUT must differ")
+# Plain-HTTP fetches are refused (403); on in production, where a TLS proxy fronts the portal.
+PROVISIONING_REQUIRE_HTTPS = envbool("PROVISIONING_REQUIRE_HTTPS", False)
+# Misses (unknown key or MAC, disabled tenant) per source address before it gets 429 for the window.
+PROVISIONING_MISS_LIMIT = envint("PROVISIONING_MISS_LIMIT", 20)
+PROVISIONING_MISS_WINDOW_SECONDS = envint("PROVISIONING_MISS_WINDOW_SECONDS", 300)
+# Behind a proxy, the phone's address is the last one the proxy appended to X-Forwarded-For.
+TRUST_X_FORWARDED_FOR = envbool("TRUST_X_FORWARDED_FOR", False)
+
 INVENTORY_PAGE_SIZE = envint("INVENTORY_PAGE_SIZE", 50)
 
 LOGGING = {

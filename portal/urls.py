@@ -16,6 +16,7 @@ urlpatterns = [
     path("pair/", views.pair, name="pair"),
     path("devices/", include("devices.urls")),
     path("", include("enrollment.urls")),
+    path("", include("gateway.urls")),
     path("api/v1/", include("portal.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api_docs"),

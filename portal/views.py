@@ -1,10 +1,10 @@
-from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from devices.selectors import device_summary
+from gateway.provisioning import provisioning_setup
 from portal.access import ADMIN, member_required, safe_next
 from portal.api.permissions import request_membership
 from portal.choices import Role
@@ -60,7 +60,7 @@ def audit_log(request: HttpRequest) -> HttpResponse:
 
 @member_required(ADMIN)
 def setup(request: HttpRequest) -> HttpResponse:
-    return render(request, "portal/setup.html", {"public_base_url": settings.PUBLIC_BASE_URL})
+    return render(request, "portal/setup.html", provisioning_setup(tenant=request.tenant))
 
 
 @require_POST
