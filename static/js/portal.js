@@ -34,6 +34,8 @@
     }
     if (event.target.matches("input[name=ids], [data-select-all]")) refreshSelection();
   });
+  // The script is deferred, so the page is parsed: start with nothing selected, buttons off.
+  refreshSelection();
 
   // After HTMX moves to a new tab, sort or page, keep the filter form and the export link in step with the URL.
   document.addEventListener("htmx:afterSettle", function () {
