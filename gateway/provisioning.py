@@ -150,9 +150,10 @@ def _miss_record(source: str) -> None:
 def device_config_settings(*, device: Device, config_format: str) -> dict[str, str]:
     """The device's effective policy settings, as `config_format`'s own keys and values.
 
-    The seam for the policies app: every template renders this mapping (keys checked, values kept
-    to one line or escaped). Empty until policies exist. Read *after* the device row, so what is
-    served is never older than the version stamped on it."""
+    The seam for the policies app: translate its vendor-neutral effective settings (language,
+    call forwarding...) into this vendor's keys here; every template renders the mapping (keys
+    checked, values kept to one line or escaped). Empty until then. Called *after* the device row
+    is read, so what is served is never older than the version stamped on it."""
     return {}
 
 
@@ -226,7 +227,6 @@ def config_render(*, file: File, config_format: str, context: dict) -> str:
 class ServedFile:
     body: str
     content_type: str
-    version: int | None  # the config version it carries; None for master and common files
 
 
 def _tenant_for(key: str) -> Tenant | None:
@@ -319,7 +319,7 @@ def provisioning_file_serve(
     if device is not None:
         _record(device=device, source=source, user_agent=user_agent, agent=agent, config_format=config_format,
                 file_name=file_name, version=version)
-    return ServedFile(body, FORMATS[config_format].content_type, version)
+    return ServedFile(body, FORMATS[config_format].content_type)
 
 
 # --- The Setup page --------------------------------------------------------------------------

@@ -455,6 +455,12 @@ def test_the_setup_page_lists_the_conditional_access_addresses_of_the_tenants_re
     assert "52.170.38.140" not in body
 
 
+def test_the_setup_page_warns_that_a_disabled_gateway_serves_nothing(client, admin_a):
+    assert b"phones get nothing from this URL" not in login(client, admin_a).get("/setup/").content
+    Tenant.objects.filter(pk=admin_a.tenant.pk).update(sip_gateway_enabled=False)
+    assert b"phones get nothing from this URL" in client.get("/setup/").content
+
+
 @pytest.mark.parametrize("caller", ["tech_a", "user_a", "admin_b"])
 def test_only_the_tenants_admins_see_its_provisioning_key(client, request, tenant_a, caller):
     response = login(client, request.getfixturevalue(caller)).get("/setup/")
