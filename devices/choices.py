@@ -38,3 +38,15 @@ class CommandStatus(models.TextChoices):
 
 
 PENDING_COMMAND_STATUSES = (CommandStatus.QUEUED, CommandStatus.SENDING)
+
+
+class ImportStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    VALIDATING = "validating", "Validating"
+    WRITING = "writing", "Writing"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+RUNNING_IMPORT_STATUSES = (ImportStatus.VALIDATING, ImportStatus.WRITING)
+FINAL_IMPORT_STATUSES = (ImportStatus.DONE, ImportStatus.FAILED)

@@ -3,7 +3,17 @@ from django.db import models
 from django.db.models.functions import Replace
 from django.utils import timezone
 
-from devices.choices import PENDING_COMMAND_STATUSES, CommandKind, CommandStatus, ConfigFormat, DeviceState, Transport
+from devices.choices import (
+    FINAL_IMPORT_STATUSES,
+    PENDING_COMMAND_STATUSES,
+    CommandKind,
+    CommandStatus,
+    ConfigFormat,
+    DeviceState,
+    ImportStatus,
+    Transport,
+)
+from portal.choices import ActorType
 from portal.mac import mac_digits
 from portal.models import Tenant
 
@@ -154,3 +164,72 @@ class DeviceCommandAttempt(models.Model):
 
     class Meta:
         ordering = ["id"]
+
+
+class ImportJob(models.Model):
+    """One CSV upload: validated as a whole, then written as a whole, or not at all.
+    Small files run in the request; big ones on a worker, which reports progress on this row."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_by_type = models.CharField(max_length=8, choices=ActorType.choices, default=ActorType.USER)
+    created_by_label = models.CharField(max_length=200)
+    file_name = models.CharField(max_length=255)
+    file_size = models.PositiveBigIntegerField(default=0)
+    status = models.CharField(max_length=16, choices=ImportStatus.choices, default=ImportStatus.QUEUED)
+    total_rows = models.PositiveIntegerField(default=0)
+    processed_rows = models.PositiveIntegerField(default=0, help_text="rows validated")
+    written_rows = models.PositiveIntegerField(default=0)
+    created_count = models.PositiveIntegerField(default=0)
+    unchanged_count = models.PositiveIntegerField(default=0, help_text="rows already in the inventory")
+    error_count = models.PositiveIntegerField(default=0)
+    # The first errors as {"row", "column", "message"}; the full list is in ImportRowError.
+    errors = models.JSONField(default=list, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    # Bumped with every progress report: a running job that stops reporting is taken over.
+    progress_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "-created_at", "-id"], name="importjob_tenant_created")]
+
+    def __str__(self) -> str:
+        return f"{self.file_name} ({self.status})"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_IMPORT_STATUSES
+
+    @property
+    def rows_to_write(self) -> int:
+        return max(self.total_rows - self.unchanged_count, 0)
+
+
+class ImportFile(models.Model):
+    """The uploaded bytes, kept in the database (every web and worker process can read them) until
+    the job has run."""
+
+    job = models.OneToOneField(ImportJob, on_delete=models.CASCADE, primary_key=True, related_name="file")
+    data = models.BinaryField(help_text="zlib-compressed")
+
+    def __str__(self) -> str:
+        return f"file of import {self.job_id}"
+
+
+class ImportRowError(models.Model):
+    """Every error of a failed import, in row order, for the CSV download."""
+
+    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="row_errors", db_index=False)
+    row = models.PositiveIntegerField(null=True, blank=True)
+    column = models.CharField(max_length=64, blank=True)
+    message = models.TextField()
+
+    class Meta:
+        indexes = [models.Index(fields=["job", "id"], name="importrowerror_job")]
+
+    def __str__(self) -> str:
+        return f"row {self.row}, {self.column}: {self.message}"

@@ -1,14 +1,39 @@
+import logging
+import zlib
+from datetime import timedelta
+
+from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, OperationalError, connection, connections, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
-from devices.choices import PENDING_COMMAND_STATUSES, CommandKind, CommandStatus
-from devices.models import Device, DeviceCommand
+from devices import tasks
+from devices.choices import (
+    PENDING_COMMAND_STATUSES,
+    RUNNING_IMPORT_STATUSES,
+    CommandKind,
+    CommandStatus,
+    ImportStatus,
+)
+from devices.imports import (
+    INLINE_MAX_ROWS,
+    LABELS,
+    SHOWN_ERRORS,
+    CsvFile,
+    FileRejected,
+    RowError,
+    Staging,
+    check_file,
+)
+from devices.models import Device, DeviceCommand, ImportFile, ImportJob, ImportRowError
 from devices.selectors import device_model_lookup
 from gateway.tasks import COMMAND_BATCH, device_commands_send
 from portal.mac import InvalidMac, normalize_mac
 from portal.models import Tenant
 from portal.services import Actor, audit_record, audit_record_many
+
+logger = logging.getLogger(__name__)
 
 EDITABLE_FIELDS = ("display_name", "location", "model", "phone_number")
 MAX_LENGTHS = {"display_name": 100, "location": 100, "phone_number": 32}
@@ -172,3 +197,187 @@ def _device_commands_create(*, tenant: Tenant, actor: Actor, kind: str, ids) -> 
         for start in range(0, len(queued), COMMAND_BATCH):
             device_commands_send.delay_on_commit(queued[start : start + COMMAND_BATCH])
     return [by_device[device.pk] for device in devices]
+
+
+# CSV import ------------------------------------------------------------------------------------
+
+# A running job that has not reported progress for this long lost its worker and may be taken over.
+IMPORT_STALE_AFTER = timedelta(minutes=5)
+# Writes that collide with a concurrent import are re-checked and retried this many times.
+IMPORT_WRITE_ATTEMPTS = 3
+
+
+def devices_import_csv(*, tenant: Tenant, actor: Actor, file_name: str, data: bytes) -> ImportJob:
+    """Onboard the devices of a provisioning CSV. The file is checked as a whole first and written as a
+    whole or not at all; rows already in the inventory are skipped. Up to 1,000 rows run here and the
+    job comes back done or failed; bigger files come back queued for a worker."""
+    job = ImportJob(
+        tenant=tenant,
+        created_by=actor.user,
+        created_by_type=actor.type,
+        created_by_label=actor.label[:200],
+        file_name=(file_name or "upload.csv")[:255],
+        file_size=len(data),
+    )
+    try:
+        csv_file = CsvFile(data)
+    except FileRejected as rejected:
+        job.save()
+        _import_fail(job=job, actor=actor, errors=rejected.errors)
+        return job
+    job.total_rows = csv_file.total_rows
+    if csv_file.total_rows <= INLINE_MAX_ROWS:
+        job.status, job.started_at, job.attempts = ImportStatus.VALIDATING, timezone.now(), 1
+        job.save()
+        _import_run(job=job, actor=actor, csv_file=csv_file, live=False)
+        return job
+    with transaction.atomic():
+        job.save()
+        # Compressed: a CSV shrinks about tenfold, and so do the copies on its way to the database.
+        ImportFile.objects.create(job=job, data=zlib.compress(data, 1))
+        tasks.import_job_run.delay_on_commit(job.pk)
+    return job
+
+
+def import_job_run(*, job_id: int) -> ImportJob | None:
+    """The worker side of `devices_import_csv`. The job is claimed with a conditional UPDATE, so two
+    workers never run it at once; a job whose worker died is taken over once it has been silent for
+    IMPORT_STALE_AFTER. A finished job is left alone, so running this twice is harmless."""
+    now = timezone.now()
+    claimable = Q(status=ImportStatus.QUEUED) | Q(
+        status__in=RUNNING_IMPORT_STATUSES, progress_at__lt=now - IMPORT_STALE_AFTER
+    )
+    claimed = ImportJob.objects.filter(claimable, pk=job_id).update(
+        status=ImportStatus.VALIDATING, started_at=now, progress_at=now, attempts=F("attempts") + 1,
+        processed_rows=0, written_rows=0, unchanged_count=0,
+    )
+    if not claimed:
+        return None
+    job = ImportJob.objects.select_related("tenant", "created_by").get(pk=job_id)
+    actor = Actor(job.created_by_type, job.created_by_label, job.created_by)
+    data = ImportFile.objects.filter(job=job).values_list("data", flat=True).first()
+    try:
+        if data is None:
+            raise FileRejected([RowError(None, "", "The uploaded file is no longer available. Upload it again.")])
+        csv_file = CsvFile(zlib.decompress(data))
+    except FileRejected as rejected:
+        _import_fail(job=job, actor=actor, errors=rejected.errors)
+        return job
+    _import_run(job=job, actor=actor, csv_file=csv_file, live=True)
+    return job
+
+
+class _ImportProgress:
+    """Progress of a job on its row, for the page that polls it. On PostgreSQL it goes through a
+    connection of its own: the job's connection is inside the write transaction, whose changes
+    nobody sees before it commits. Inline jobs have nobody watching and report nothing."""
+
+    def __init__(self, job: ImportJob, *, live: bool):
+        self.job = job
+        self.live = live
+        self.connection = None
+        if live and connection.vendor == "postgresql":
+            self.connection = connections.create_connection(DEFAULT_DB_ALIAS)
+
+    def report(self, **fields) -> None:
+        for name, value in fields.items():
+            setattr(self.job, name, value)
+        if not self.live:
+            return
+        target = self.connection or connection
+        if target.in_atomic_block:
+            return  # SQLite has one writer: its progress waits for the commit
+        fields["progress_at"] = timezone.now()
+        quote = target.ops.quote_name
+        assignments = ", ".join(f"{quote(ImportJob._meta.get_field(name).column)} = %s" for name in fields)
+        with target.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {quote(ImportJob._meta.db_table)} SET {assignments} WHERE id = %s",  # noqa: S608
+                [*fields.values(), self.job.pk],
+            )
+
+    def close(self) -> None:
+        if self.connection is not None:
+            self.connection.close()
+
+
+def _import_run(*, job: ImportJob, actor: Actor, csv_file: CsvFile, live: bool) -> None:
+    progress = _ImportProgress(job, live=live)
+    staging = Staging(job_id=job.pk)
+    try:
+        staging.create()
+        check_file(
+            csv_file, staging, flush_every=settings.IMPORT_CHUNK_ROWS,
+            on_progress=lambda processed: progress.report(processed_rows=processed),
+        )
+        staging.index()
+        mac = {"column": LABELS["mac"], "position": csv_file.columns.index("mac")}
+        staging.find_duplicates(**mac)
+        for attempt in range(1, IMPORT_WRITE_ATTEMPTS + 1):
+            staging.find_other_owners(tenant_id=job.tenant_id, **mac)
+            if error_count := staging.error_count():
+                _import_fail(job=job, actor=actor, errors=staging.first_errors(SHOWN_ERRORS), staging=staging,
+                             error_count=error_count)
+                return
+            try:
+                with transaction.atomic():
+                    _import_write(job=job, actor=actor, staging=staging, progress=progress)
+                return
+            except (IntegrityError, OperationalError) as exc:
+                # Another import wrote some of these MACs after our check (or the two deadlocked):
+                # nothing of ours was kept; check again against what it wrote.
+                if isinstance(exc, OperationalError) and "deadlock" not in str(exc):
+                    raise
+                logger.info("import %s collided with a concurrent import (attempt %s)", job.pk, attempt)
+        _import_fail(job=job, actor=actor, errors=[RowError(None, "", (
+            "Other imports kept adding the same devices while this one was writing, so nothing was written. "
+            "Upload the file again: devices already onboarded are skipped."
+        ))])
+    except Exception:
+        logger.exception("import %s failed", job.pk)
+        _import_fail(job=job, actor=actor, errors=[RowError(None, "", (
+            "The import stopped unexpectedly and nothing was written. Upload the file again."
+        ))])
+        if not live:
+            raise
+    finally:
+        progress.close()
+        staging.drop()
+
+
+def _import_write(*, job: ImportJob, actor: Actor, staging: Staging, progress: _ImportProgress) -> None:
+    unchanged = staging.mark_existing()
+    progress.report(status=ImportStatus.WRITING, unchanged_count=unchanged, written_rows=0)
+    written = 0
+    for after, upto in staging.chunks(settings.IMPORT_CHUNK_ROWS):
+        written += staging.write(tenant_id=job.tenant_id, actor=actor, job_id=job.pk, after=after, upto=upto)
+        progress.report(written_rows=written)
+    job.status, job.created_count, job.finished_at = ImportStatus.DONE, written, timezone.now()
+    job.save()
+    ImportFile.objects.filter(job=job).delete()
+    audit_record(
+        tenant=job.tenant, actor=actor, action="devices.import", obj=job,
+        details={"file_name": job.file_name, "rows": job.total_rows, "created": written, "unchanged": unchanged},
+    )
+
+
+def _import_fail(
+    *, job: ImportJob, actor: Actor, errors, staging: Staging | None = None, error_count: int | None = None
+) -> None:
+    """Record why nothing was written: the first errors on the job, every error for the download."""
+    shown = [e if isinstance(e, dict) else e.as_dict() for e in errors]
+    job.status, job.finished_at = ImportStatus.FAILED, timezone.now()
+    job.errors, job.error_count = shown, error_count if error_count is not None else len(shown)
+    job.created_count = job.written_rows = 0
+    with transaction.atomic():
+        job.save()
+        ImportRowError.objects.filter(job=job).delete()
+        if staging is not None:
+            staging.save_errors(job_id=job.pk)
+        else:
+            ImportRowError.objects.bulk_create(ImportRowError(job=job, **e) for e in shown)
+        ImportFile.objects.filter(job=job).delete()
+        audit_record(
+            tenant=job.tenant, actor=actor, action="devices.import", obj=job,
+            details={"file_name": job.file_name, "rows": job.total_rows, "errors": job.error_count},
+        )

@@ -208,6 +208,8 @@ PROVISIONING_MISS_WINDOW_SECONDS = envint("PROVISIONING_MISS_WINDOW_SECONDS", 30
 TRUST_X_FORWARDED_FOR = envbool("TRUST_X_FORWARDED_FOR", False)
 
 INVENTORY_PAGE_SIZE = envint("INVENTORY_PAGE_SIZE", 50)
+# CSV imports check, stage and write this many rows at a time, and report progress after each batch.
+IMPORT_CHUNK_ROWS = envint("IMPORT_CHUNK_ROWS", 20000)
 
 LOGGING = {
     "version": 1,
