@@ -53,7 +53,7 @@ async def run(args: argparse.Namespace, sipp: Sipp) -> None:
     print(f"wall time          {wall:.3f} s")
     print(f"NOTIFYs/s          {args.n / wall:,.0f}")
     print(f"retransmissions    {sum(o.retransmissions for o in outcomes)}")
-    print(f"responses absorbed {stats.responses_received - counts['sent'] - counts['rejected']} (late copies)")
+    print(f"duplicate answers  {stats.absorbed} absorbed by their transaction, {stats.stray_responses} stray")
     if code is None:
         code = sipp.wait(LINGER_MS / 1000 + 60)
     print(f"SIPp exit code     {code}  (0: every call passed its scenario)")

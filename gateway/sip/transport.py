@@ -34,6 +34,7 @@ from .transaction import (
     ClientTransaction,
     ServerKey,
     ServerTransaction,
+    State,
     Timers,
     client_key,
     server_key,
@@ -62,6 +63,7 @@ class EndpointStats:
     requests_received: int = 0
     dropped: int = 0  # unparseable input
     stray_responses: int = 0  # no transaction (late, or not ours)
+    absorbed: int = 0  # retransmitted final responses swallowed by their transaction
 
 
 @dataclass
@@ -329,13 +331,19 @@ class SipEndpoint:
 
         # Timer F counts from the start, so a slow TCP connect eats into it.
         remaining = max(self.timers.timer_f - (loop.time() - started), 0.0)
+
+        def terminated(transaction: ClientTransaction) -> None:
+            self._client_terminated(transaction)
+            if connection is not None:
+                connection.transactions.discard(transaction)
+
         transaction = ClientTransaction(
             request,
             send=send,
             reliable=transaction_is_reliable(transport),
             timers=self.timers,
             timeout=remaining,
-            on_terminated=self._client_terminated,
+            on_terminated=terminated,
         )
         self._clients[transaction.key] = transaction
         if connection is not None:
@@ -348,8 +356,6 @@ class SipEndpoint:
         self.stats.retransmissions += transaction.retransmissions
         if self._clients.get(transaction.key) is transaction:
             del self._clients[transaction.key]
-        for connection in self._connections.values():
-            connection.transactions.discard(transaction)
 
     async def _resolve(self, destination: Address, transport: str) -> Address:
         host, port = destination
@@ -449,6 +455,8 @@ class SipEndpoint:
         if transaction is None:
             self.stats.stray_responses += 1
             return
+        if transaction.state in (State.COMPLETED, State.TERMINATED):
+            self.stats.absorbed += 1
         transaction.receive(response)
 
     def _on_request(

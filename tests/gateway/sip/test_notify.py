@@ -9,7 +9,7 @@ from gateway.sip.message import make_response
 from gateway.sip.notify import NotifyOutcome, NotifyTarget, build_notify, notify_many, send_notifies
 from gateway.sip.parser import parse_message
 
-from .peers import FakeTcpPhone, answer, async_test, silent, udp_phone
+from .peers import FakeTcpPhone, answer, async_test, settled, silent, udp_phone
 
 
 def test_it_builds_the_notify_the_design_asks_for():
@@ -96,15 +96,15 @@ async def test_it_returns_one_outcome_per_target_in_order():
         for i in range(3)
         for name, phone in phones.items()
     ]
-    outcomes = await send_notifies(targets, "check-sync", t1=0.01)
+    outcomes = await send_notifies(targets, "check-sync", t1=0.02)
     for phone in phones.values():
         phone.close()
 
     assert [o.key for o in outcomes] == [t.key for t in targets]
     by_name = {o.key[0]: o for o in outcomes}
-    assert by_name["ok"] == NotifyOutcome(("ok", 2), 200, "OK", "sent")
-    assert by_name["489"] == NotifyOutcome(("489", 2), 489, "Bad Event", "rejected", permanent=True)
-    assert by_name["503"] == NotifyOutcome(("503", 2), 503, "Service Unavailable", "rejected", permanent=False)
+    assert settled(by_name["ok"]) == NotifyOutcome(("ok", 2), 200, "OK", "sent")
+    assert settled(by_name["489"]) == NotifyOutcome(("489", 2), 489, "Bad Event", "rejected", permanent=True)
+    assert settled(by_name["503"]) == NotifyOutcome(("503", 2), 503, "Service Unavailable", "rejected", permanent=False)
     timed_out = by_name["quiet"]
     assert (timed_out.status, timed_out.outcome, timed_out.permanent) == (408, "unreachable", False)
     assert timed_out.retransmissions >= 5
@@ -183,7 +183,7 @@ async def test_it_reports_a_closed_tcp_port_as_unreachable_with_no_status():
 
 @async_test
 async def test_it_never_has_more_than_concurrency_notifies_in_flight():
-    in_flight = 0
+    in_flight: set[str] = set()  # by branch: a retransmission is not one more NOTIFY
     peak = 0
 
     class SlowPhone(asyncio.DatagramProtocol):
@@ -191,14 +191,13 @@ async def test_it_never_has_more_than_concurrency_notifies_in_flight():
             self.transport = transport
 
         def datagram_received(self, data, addr):
-            nonlocal in_flight, peak
+            nonlocal peak
             request = parse_message(data)
-            in_flight += 1
-            peak = max(peak, in_flight)
+            in_flight.add(request.via.branch)
+            peak = max(peak, len(in_flight))
 
             def reply():
-                nonlocal in_flight
-                in_flight -= 1
+                in_flight.discard(request.via.branch)
                 self.transport.sendto(make_response(request, 200, to_tag="s").to_bytes(), addr)
 
             asyncio.get_running_loop().call_later(0.02, reply)
@@ -207,8 +206,7 @@ async def test_it_never_has_more_than_concurrency_notifies_in_flight():
     transport, _ = await loop.create_datagram_endpoint(SlowPhone, local_addr=("127.0.0.1", 0))
     port = transport.get_extra_info("sockname")[1]
     targets = [NotifyTarget(key=i, contact_uri=f"sip:{i}@127.0.0.1:{port}") for i in range(60)]
-    # T1 above the phone's delay: no retransmission may inflate the count.
-    outcomes = await send_notifies(targets, "check-sync", concurrency=7, t1=0.5)
+    outcomes = await send_notifies(targets, "check-sync", concurrency=7)
     transport.close()
     assert [o.outcome for o in outcomes] == ["sent"] * 60
     assert peak == 7
@@ -239,7 +237,7 @@ def test_it_offers_a_blocking_call_for_celery_tasks():
         holder["loop"].call_soon_threadsafe(holder["phone"].close)
         holder["loop"].call_soon_threadsafe(holder["loop"].stop)
         thread.join(5)
-    assert outcomes == [NotifyOutcome("d1", 200, "OK", "sent")]
+    assert [settled(o) for o in outcomes] == [NotifyOutcome("d1", 200, "OK", "sent")]
 
 
 def test_it_returns_nothing_for_no_targets():
