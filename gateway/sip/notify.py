@@ -218,6 +218,10 @@ async def _notify_one(
         destination = destination_of(target)
     except (ValueError, TypeError) as exc:
         return NotifyOutcome(key, None, f"cannot address target: {exc}", UNREACHABLE, permanent=True)
+    except Exception as exc:
+        # event_for is the caller's code: its bug must cost this target, not the whole batch.
+        log.exception("preparing the NOTIFY for %r failed", key)
+        return NotifyOutcome(key, None, f"internal error: {exc!r}", UNREACHABLE, permanent=True)
     transaction = None
     try:
         transaction = await endpoint.start_transaction(request, destination, transport=target.transport)

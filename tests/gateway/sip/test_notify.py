@@ -168,6 +168,27 @@ async def test_it_reports_targets_it_cannot_address_as_permanently_unreachable_w
 
 
 @async_test
+async def test_it_survives_an_event_lookup_that_raises_for_one_target():
+    phone = await udp_phone(answer(200))
+    port = phone.address[1]
+    events = {"known": "check-sync"}
+    targets = [NotifyTarget(key=k, contact_uri=f"sip:{k}@127.0.0.1:{port}") for k in ("unknown", "known")]
+    outcomes = await send_notifies(targets, lambda target: events[target.key], t1=0.02)
+    phone.close()
+    assert [(o.key, o.outcome) for o in outcomes] == [("unknown", "unreachable"), ("known", "sent")]
+    assert outcomes[0].reason == "internal error: KeyError('unknown')"
+
+
+@async_test
+async def test_it_resolves_a_host_name_in_the_contact():
+    phone = await udp_phone(answer(200))
+    target = NotifyTarget(key=1, contact_uri=f"sip:a@localhost:{phone.address[1]}")
+    [outcome] = await send_notifies([target], "check-sync", t1=0.02)
+    phone.close()
+    assert outcome.outcome == "sent"
+
+
+@async_test
 async def test_it_reports_a_closed_tcp_port_as_unreachable_with_no_status():
     phone = await FakeTcpPhone().start()
     port = phone.address[1]
