@@ -7,7 +7,9 @@ import pytest
 
 from gateway.sip.message import make_response
 from gateway.sip.notify import NotifyOutcome, NotifyTarget, build_notify, notify_many, send_notifies
-from gateway.sip.parser import parse_message
+from gateway.sip.parser import StreamFramer, parse_message
+from gateway.sip.transaction import Timers
+from gateway.sip.transport import SipEndpoint
 
 from .peers import FakeTcpPhone, answer, async_test, settled, silent, udp_phone
 
@@ -263,3 +265,50 @@ def test_it_offers_a_blocking_call_for_celery_tasks():
 
 def test_it_returns_nothing_for_no_targets():
     assert notify_many([], "check-sync") == []
+
+
+@async_test
+async def test_it_reaches_a_tcp_phone_over_the_connection_the_phone_opened_to_the_edge():
+    # A phone behind NAT accepts nothing inbound: the edge must reuse the phone's own connection.
+    async with SipEndpoint(tcp_listen=True, timers=Timers.scaled(0.05)) as edge:
+        edge.handler = lambda incoming: incoming.respond(200)
+        reader, writer = await asyncio.open_connection(*edge.address)
+        phone_address = writer.get_extra_info("sockname")[:2]
+        framer = StreamFramer()
+
+        async def next_message():
+            while True:
+                messages = framer.feed(await asyncio.wait_for(reader.read(65536), 2))
+                if messages:
+                    return messages[0]
+
+        register = REGISTER_OVER_TCP.replace(b"PHONEPORT", str(phone_address[1]).encode())
+        writer.write(register)
+        assert (await next_message()).status == 200
+
+        target = NotifyTarget(
+            key=1,
+            contact_uri=f"sip:0004F2ABCDEF@10.0.0.51:{phone_address[1]};transport=tcp",  # private, unroutable
+            transport="tcp",
+            source=phone_address,
+        )
+        sending = asyncio.ensure_future(send_notifies([target], "check-sync", endpoint=edge))
+        notify = await next_message()
+        assert notify.method == "NOTIFY"
+        writer.write(make_response(notify, 200, to_tag="p").to_bytes())
+        [outcome] = await sending
+        writer.close()
+    assert outcome.outcome == "sent"
+
+
+REGISTER_OVER_TCP = (
+    b"REGISTER sip:127.0.0.1 SIP/2.0\r\n"
+    b"Via: SIP/2.0/TCP 10.0.0.51:PHONEPORT;branch=z9hG4bKreg1;rport\r\n"
+    b"Max-Forwards: 70\r\n"
+    b"From: <sip:0004F2ABCDEF@127.0.0.1>;tag=r1\r\n"
+    b"To: <sip:0004F2ABCDEF@127.0.0.1>\r\n"
+    b"Call-ID: reg-tcp-1\r\n"
+    b"CSeq: 1 REGISTER\r\n"
+    b"Contact: <sip:0004F2ABCDEF@10.0.0.51:PHONEPORT;transport=tcp>\r\n"
+    b"Content-Length: 0\r\n\r\n"
+)
