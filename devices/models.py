@@ -86,6 +86,10 @@ class Device(models.Model):
             models.Index(fields=["tenant", "mac"], name="device_tenant_mac"),
             models.Index(fields=["tenant", "location", "id"], name="device_tenant_location"),
             models.Index(fields=["tenant", "last_seen_at", "id"], name="device_tenant_last_seen"),
+            # The summary cards (per state, online) counted from the index alone.
+            models.Index(fields=["tenant", "state", "registration_expires_at"], name="device_tenant_state_online"),
+            # PostgreSQL only, in migration 0006: trigram indexes for the search box and
+            # `last_seen_at NULLS FIRST` for newest-seen-first with NULLs last.
         ]
 
     def __str__(self) -> str:

@@ -94,16 +94,21 @@ def keyset_page(queryset: QuerySet, *, ordering: list[str], cursor: str | None, 
     """`ordering` like `["-created_at", "-id"]`; the last entry must be unique."""
     parsed = [(o.lstrip("-"), o.startswith("-")) for o in ordering]
     fields = [_field(queryset.model, path) for path, _ in parsed]
+    nullable = [_nullable(queryset.model, path) for path, _ in parsed]
     backwards = False
     if cursor:
         values, backwards = _decode(cursor, fields)
         walk = [(path, desc != backwards) for path, desc in parsed]
-        nullable = [_nullable(queryset.model, path) for path, _ in parsed]
         queryset = queryset.filter(_after(walk, values, nullable, nulls_last=not backwards))
     else:
         walk = parsed
     nulls = {"nulls_first": True} if backwards else {"nulls_last": True}
-    order_by = [F(path).desc(**nulls) if desc else F(path).asc(**nulls) for path, desc in walk]
+    # NULLS FIRST/LAST only where a NULL can occur: on a NOT NULL column it changes nothing but
+    # stops PostgreSQL from reading a plain index backwards (DESC means NULLS FIRST there).
+    order_by = [
+        (F(path).desc if desc else F(path).asc)(**(nulls if null else {}))
+        for (path, desc), null in zip(walk, nullable, strict=True)
+    ]
     rows = list(queryset.order_by(*order_by)[: page_size + 1])
     more = len(rows) > page_size
     rows = rows[:page_size]
