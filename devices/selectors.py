@@ -59,14 +59,15 @@ def device_get(*, tenant: Tenant, pk) -> Device:
 
 
 def device_summary(*, tenant: Tenant) -> dict:
-    """Counts for the summary cards, in one query."""
+    """Counts for the summary cards, in one query. Counting `state` (never NULL) reads only columns
+    of the index device_tenant_state_online, so PostgreSQL answers from the index alone."""
     live = Q(registration_expires_at__gt=timezone.now())
     summary = Device.objects.filter(tenant=tenant).aggregate(
-        total=Count("id"),
-        waiting_on_activation=Count("id", filter=Q(state=DeviceState.WAITING_ON_ACTIVATION)),
-        waiting_for_sign_in=Count("id", filter=Q(state=DeviceState.WAITING_FOR_SIGN_IN)),
-        signed_in=Count("id", filter=Q(state=DeviceState.SIGNED_IN)),
-        online=Count("id", filter=live),
+        total=Count("state"),
+        waiting_on_activation=Count("state", filter=Q(state=DeviceState.WAITING_ON_ACTIVATION)),
+        waiting_for_sign_in=Count("state", filter=Q(state=DeviceState.WAITING_FOR_SIGN_IN)),
+        signed_in=Count("state", filter=Q(state=DeviceState.SIGNED_IN)),
+        online=Count("state", filter=live),
     )
     summary["offline"] = summary["total"] - summary["online"]
     return summary
