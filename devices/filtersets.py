@@ -6,6 +6,8 @@ from django.utils import timezone
 
 from devices.choices import DeviceState
 from devices.models import Device
+from policies.choices import SyncState
+from policies.selectors import policy_sync_filter
 from portal.expressions import EqualsAny
 from portal.mac import mac_fragment
 from portal.models import User
@@ -19,10 +21,11 @@ class DeviceFilterSet(django_filters.FilterSet):
     location = django_filters.CharFilter(field_name="location", lookup_expr="icontains")
     # Strict `true`/`false`: a BooleanFilter silently ignores `1`, `yes` or typos and lists everything.
     online = django_filters.ChoiceFilter(choices=[("true", "Online"), ("false", "Offline")], method="filter_online")
+    policy_sync = django_filters.ChoiceFilter(choices=SyncState.choices, method="filter_policy_sync")
 
     class Meta:
         model = Device
-        fields = ["state", "q", "vendor", "model", "location", "online"]
+        fields = ["state", "q", "vendor", "model", "location", "online", "policy_sync"]
 
     def filter_q(self, queryset, name, value):
         value = value.strip()
@@ -57,3 +60,6 @@ class DeviceFilterSet(django_filters.FilterSet):
     def filter_online(self, queryset, name, value):
         live = Q(registration_expires_at__gt=timezone.now())
         return queryset.filter(live if value == "true" else ~live | Q(registration_expires_at__isnull=True))
+
+    def filter_policy_sync(self, queryset, name, value):
+        return policy_sync_filter(queryset, value)

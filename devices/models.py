@@ -73,6 +73,8 @@ class Device(models.Model):
     # Raised by every change to the device's effective settings; synced when it fetches its config.
     wanted_version = models.PositiveIntegerField(default=1)
     synced_version = models.PositiveIntegerField(default=0)
+    # When wanted_version last moved ahead of synced_version: what "Pending since" shows.
+    sync_pending_since = models.DateTimeField(null=True, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

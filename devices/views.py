@@ -25,11 +25,12 @@ from devices.selectors import (
     device_summary,
 )
 from enrollment.selectors import verification_codes_load
+from policies.selectors import policy_sync_load
 from portal.access import ADMIN, member_required, safe_next
 from portal.pagination import InvalidCursor
 from portal.selectors import audit_events
 
-FILTER_KEYS = ("state", "q", "vendor", "model", "location", "online")
+FILTER_KEYS = ("state", "q", "vendor", "model", "location", "online", "policy_sync")
 
 COLUMNS = [
     ("display_name", "Display name"),
@@ -76,6 +77,7 @@ def device_list(request: HttpRequest) -> HttpResponse:
         for device in page.items:
             device.latest_command = latest.get(device.pk)
         verification_codes_load(tenant=request.tenant, devices=page.items)
+        policy_sync_load(tenant=request.tenant, devices=page.items)
     context = {
         "page": page,
         "filters": filters,

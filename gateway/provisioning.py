@@ -19,6 +19,7 @@ from django.utils import timezone
 from devices.choices import ConfigFormat, DeviceState
 from devices.models import Device, DeviceModel
 from gateway.useragent import PhoneAgent, parse_user_agent
+from policies.provisioning import device_config_settings as policy_config_settings
 from portal.mac import normalize_mac
 from portal.models import Tenant, new_provisioning_key
 from portal.services import Actor, audit_record
@@ -150,11 +151,11 @@ def _miss_record(source: str) -> None:
 def device_config_settings(*, device: Device, config_format: str) -> dict[str, str]:
     """The device's effective policy settings, as `config_format`'s own keys and values.
 
-    The seam for the policies app: translate its vendor-neutral effective settings (language,
-    call forwarding...) into this vendor's keys here; every template renders the mapping (keys
-    checked, values kept to one line or escaped). Empty until then. Called *after* the device row
-    is read, so what is served is never older than the version stamped on it."""
-    return {}
+    The policies app translates its vendor-neutral effective settings (language, call
+    forwarding...) into this vendor's keys; every template renders the mapping (keys checked,
+    values kept to one line or escaped). Called *after* the device row is read, so what is served
+    is never older than the version stamped on it."""
+    return policy_config_settings(device=device, config_format=config_format)
 
 
 # Control characters (line breaks above all) would start a new `key = value` line or break the XML.

@@ -111,6 +111,10 @@ def tenant_create(
         )
         _, result["technician_token"] = api_token_create(user=technician, name="created with the tenant")
     audit_record(tenant=tenant, actor=Actor.system("tenant_create"), action="tenant.create", obj=tenant)
+    # Imported here: policies builds on portal, not the other way round.
+    from policies.services import policy_defaults_ensure
+
+    policy_defaults_ensure(tenant=tenant)
     return result
 
 

@@ -168,6 +168,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     },
     # Wipe expired verification codes (they already stop working at expiry; this removes them).
     "verification-codes-sweep": {"task": "enrollment.tasks.verification_codes_sweep", "schedule": 300.0},
+    # Check-sync every registered, signed-in phone behind its policy version: in sync within the hour.
+    "policy-sync": {"task": "policies.tasks.policy_sync_hourly", "schedule": envfloat("POLICY_SYNC_SECONDS", 3600.0)},
 }
 
 # Verification codes are stored encrypted with this key (defaults to one derived from SECRET_KEY).
@@ -206,6 +208,12 @@ PROVISIONING_MISS_LIMIT = envint("PROVISIONING_MISS_LIMIT", 20)
 PROVISIONING_MISS_WINDOW_SECONDS = envint("PROVISIONING_MISS_WINDOW_SECONDS", 300)
 # Behind a proxy, the phone's address is the last one the proxy appended to X-Forwarded-For.
 TRUST_X_FORWARDED_FOR = envbool("TRUST_X_FORWARDED_FOR", False)
+
+# Policy sync: a registration refresh check-syncs a device behind at most this often; the hourly
+# fan-out writes commands CHUNK devices per transaction and sends them BATCH per worker task.
+POLICY_SYNC_MIN_INTERVAL_SECONDS = envint("POLICY_SYNC_MIN_INTERVAL_SECONDS", 300)
+POLICY_SYNC_CHUNK = envint("POLICY_SYNC_CHUNK", 10000)
+POLICY_SYNC_BATCH = envint("POLICY_SYNC_BATCH", 500)
 
 INVENTORY_PAGE_SIZE = envint("INVENTORY_PAGE_SIZE", 50)
 # CSV imports check, stage and write this many rows at a time, and report progress after each batch.

@@ -15,6 +15,7 @@ urlpatterns = [
     path("setup/gateway/", views.gateway_toggle, name="gateway_toggle"),
     path("pair/", views.pair, name="pair"),
     path("devices/", include("devices.urls")),
+    path("policies/", include("policies.urls")),
     path("", include("enrollment.urls")),
     path("", include("gateway.urls")),
     path("api/v1/", include("portal.api.urls")),

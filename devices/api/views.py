@@ -26,6 +26,8 @@ LIST_PARAMETERS = [
     OpenApiParameter("model", OpenApiTypes.STR, description="`T54W`, `Yealink T54W` or a catalog id"),
     OpenApiParameter("location", OpenApiTypes.STR, description="contains, any case"),
     OpenApiParameter("online", OpenApiTypes.BOOL),
+    OpenApiParameter("policy_sync", OpenApiTypes.STR, enum=["in_sync", "pending", "failed"],
+                     description="pending: behind its policy version; failed: and the last check-sync failed"),
     OpenApiParameter("sort", OpenApiTypes.STR, enum=[*SORTS, *[f"-{k}" for k in SORTS]]),
     OpenApiParameter("cursor", OpenApiTypes.STR),
     OpenApiParameter("page_size", OpenApiTypes.INT, description="1–500, default 50"),
