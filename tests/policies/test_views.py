@@ -181,7 +181,7 @@ def test_the_device_page_shows_each_effective_setting_and_its_source(client, adm
     assert re.search(
         r'data-kind="emergency_calling".*?Global \(Org-wide default\).*?data-source="tenant_default"', section, re.S
     )
-    assert "<dt>Phone language</dt><dd>German</dd>" in section
+    assert '<div data-setting="language"><span class="muted">Phone language:</span> German</div>' in section
     assert 'data-policy-sync="pending"' in section
 
 
