@@ -155,7 +155,7 @@ def _parse_head(raw: bytes) -> _Head:
             # §7.3.1 folding: a continuation line joins the previous field with one space.
             if not fields:
                 raise ParseError("continuation line before the first header")
-            fields[-1][1] += " " + line.strip()
+            fields[-1][1] = f"{fields[-1][1]} {line.strip()}".strip()
             continue
         name, colon, value = line.partition(":")
         name = name.rstrip(" \t")

@@ -118,6 +118,14 @@ def test_it_reads_every_via_whether_comma_separated_or_on_separate_lines():
     assert vias[2].received == "2001:db8::1"
 
 
+def test_it_unfolds_a_blank_continuation_line_without_leaving_whitespace():
+    # Found by the fuzzer: "first part, " would not survive a write and a read.
+    raw = FOLDED.replace(b"   second part", b" ")
+    message = parse_message(raw)
+    assert message.headers.get("Subject") == "first part,"
+    assert parse_message(message.to_bytes()) == message
+
+
 def test_it_keeps_the_body_that_content_length_announces():
     message = parse_message(INVITE_WITH_SDP)
     assert message.body == INVITE_WITH_SDP_BODY.encode()

@@ -47,6 +47,27 @@ def mutated(draw: st.DrawFn) -> bytes:
     return bytes(data)
 
 
+SIP_CHARS = [*'abcXYZ019:;,.<>@"\\=[]?&%+*!~ \t-_/', "\r\n ", "\r\n", "sip:", "z9hG4bK", "é"]
+
+
+@st.composite
+def valid_with_odd_header(draw: st.DrawFn) -> bytes:
+    """A real message with one header value replaced by SIP-ish text: exercises value parsers."""
+    lines = draw(st.sampled_from([seed for seed in SEEDS if b"\r\n" in seed])).split(b"\r\n")
+    headers = [i for i, line in enumerate(lines[1 : lines.index(b"")], start=1) if b":" in line]
+    index = draw(st.sampled_from(headers))
+    name = lines[index].split(b":", 1)[0]
+    value = "".join(draw(st.lists(st.sampled_from(SIP_CHARS), max_size=40)))
+    lines[index] = name + b": " + value.encode()
+    return b"\r\n".join(lines)
+
+
+@FUZZ
+@given(valid_with_odd_header())
+def test_it_raises_only_parse_error_on_odd_header_values(data):
+    parse_or_parse_error(data)
+
+
 @FUZZ
 @given(st.binary(max_size=2000))
 def test_it_raises_only_parse_error_on_arbitrary_bytes(data):
