@@ -20,3 +20,7 @@ class DeviceEditForm(DeviceForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         del self.fields["mac"]
+
+
+class ImportForm(forms.Form):
+    file = forms.FileField(label="CSV file", widget=forms.FileInput(attrs={"accept": ".csv,.txt,text/csv"}))

@@ -90,6 +90,22 @@ def _encoding(data: bytes) -> str:
     return "utf-8"
 
 
+def _check_decodes(data: bytes, encoding: str, piece: int = 1 << 20) -> None:
+    """Decode the file a megabyte at a time (never all of it at once) to say where it stops being text."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    for start in range(0, len(data), piece):
+        try:
+            decoder.decode(data[start : start + piece], final=start + piece >= len(data))
+        except UnicodeDecodeError as exc:
+            position = start + exc.start
+            line = data.count(b"\n", 0, position) + 1
+            name = "UTF-16" if encoding == "utf-16" else "UTF-8"
+            raise _reject(
+                f"The file is not {name} text: line {line} has a byte that is not (0x{data[position]:02X}). "
+                'Save it as "CSV UTF-8" or "Unicode text".'
+            ) from None
+
+
 def _header_key(name: str) -> str:
     return _HEADER_NOISE.sub("", name).lower()
 
@@ -104,16 +120,19 @@ class CsvFile:
     def __init__(self, data: bytes):
         if len(data) > MAX_BYTES:
             raise _reject(
-                f"The file is {len(data) / 1024 / 1024:.1f} MB; the limit is {MAX_BYTES // 1024 // 1024} MB. "
+                f"The file is {len(data):,} bytes; the limit is {MAX_BYTES // 1024 // 1024} MB ({MAX_BYTES:,} bytes). "
                 "Split it into smaller files."
             )
         self.data = data
         self.encoding = _encoding(data)
+        _check_decodes(data, self.encoding)
         self.delimiter = self._sniff()
         self.columns: list[str | None] = []  # field name per position
         self.header_row = 0
         self._read_header()
         self.total_rows = self._count_rows()
+        if not self.total_rows:
+            raise _reject("The file has no rows under its header: add one row per phone.")
 
     def _lines(self) -> io.TextIOWrapper:
         # newline="" hands line endings to the csv module, which reads quoted line breaks correctly.
@@ -126,21 +145,12 @@ class CsvFile:
         try:
             for number, cells in enumerate(reader, start=1):
                 yield number, cells
-        except UnicodeDecodeError:
-            raise _reject(
-                f'The file is not {"UTF-16" if self.encoding == "utf-16" else "UTF-8"} text. '
-                'Save it as "CSV UTF-8" or "Unicode text".',
-                row=number + 1,
-            ) from None
         except csv.Error as exc:
             raise _reject(f"cannot be read as CSV ({exc})", row=number + 1) from None
 
     def _sniff(self) -> str:
         """The delimiter that makes the most known column names of the first non-blank line."""
-        try:
-            first = next((line for line in self._lines() if line.strip()), "")
-        except UnicodeDecodeError:
-            first = ""  # reported with its row by _records
+        first = next((line for line in self._lines() if line.strip()), "")
         best, best_score = ",", (-1, -1)
         for delimiter in DELIMITERS:
             cells = next(csv.reader([first], delimiter=delimiter), [])

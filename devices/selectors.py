@@ -5,7 +5,7 @@ from django.utils import timezone
 
 from devices.choices import DeviceState
 from devices.filtersets import DeviceFilterSet
-from devices.models import Device, DeviceCommand, DeviceModel
+from devices.models import Device, DeviceCommand, DeviceModel, ImportJob, ImportRowError
 from portal.models import Tenant
 from portal.pagination import Page, keyset_page
 
@@ -139,3 +139,27 @@ def device_commands_latest(*, tenant: Tenant, device_ids) -> dict[int, DeviceCom
 
 def device_command_history(*, device: Device, limit: int = 50) -> QuerySet:
     return DeviceCommand.objects.filter(device=device).prefetch_related("attempts").order_by("-id")[:limit]
+
+
+def import_job_list(*, tenant: Tenant) -> QuerySet:
+    """The tenant's imports, newest first (the uploaded files are not loaded)."""
+    return ImportJob.objects.filter(tenant=tenant).order_by("-created_at", "-id")
+
+
+def import_job_page(*, tenant: Tenant, cursor: str | None, page_size: int) -> Page:
+    jobs = import_job_list(tenant=tenant)
+    return keyset_page(jobs, ordering=["-created_at", "-id"], cursor=cursor, page_size=page_size)
+
+
+def import_job_get(*, tenant: Tenant, pk) -> ImportJob:
+    """The tenant's import or 404."""
+    return get_object_or_404(ImportJob, tenant=tenant, pk=pk)
+
+
+IMPORT_ERRORS_HEADER = ["Row", "Column", "Problem"]
+
+
+def import_job_error_rows(*, job: ImportJob):
+    """Every error of an import, in the order the page lists them, streamed in chunks."""
+    rows = ImportRowError.objects.filter(job=job).order_by("id").values_list("row", "column", "message")
+    return rows.iterator(chunk_size=5000)

@@ -222,7 +222,6 @@ def devices_import_csv(*, tenant: Tenant, actor: Actor, file_name: str, data: by
     try:
         csv_file = CsvFile(data)
     except FileRejected as rejected:
-        job.save()
         _import_fail(job=job, actor=actor, errors=rejected.errors)
         return job
     job.total_rows = csv_file.total_rows

@@ -1,11 +1,16 @@
 from django.urls import path
 
-from devices import views
+from devices import import_views, views
 
 app_name = "devices"
 urlpatterns = [
     path("", views.device_list, name="list"),
     path("new/", views.device_create, name="create"),
+    path("upload/", import_views.import_upload, name="import"),
+    path("upload/Template_Provisioning.csv", import_views.import_template, name="import_template"),
+    path("imports/", import_views.import_list, name="imports"),
+    path("imports/<int:pk>/", import_views.import_detail, name="import_detail"),
+    path("imports/<int:pk>/errors.csv", import_views.import_errors, name="import_errors"),
     path("export.csv", views.device_export, name="export"),
     path("bulk-delete/", views.device_bulk_delete, name="bulk_delete"),
     path("<int:pk>/", views.device_detail, name="detail"),

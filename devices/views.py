@@ -127,7 +127,7 @@ def device_create(request: HttpRequest) -> HttpResponse:
             messages.success(request, f"{device.mac} was added. Generate a verification code to enroll it.")
             url = reverse("devices:detail", args=[device.pk])
             return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
-    return _pane(request, "devices/form.html", {"form": form, "title": "Provision a device", "action": reverse("devices:create")})
+    return _pane(request, "devices/form.html", {"form": form, "title": "Provision devices", "action": reverse("devices:create")})
 
 
 @member_required(ADMIN)
