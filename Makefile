@@ -10,7 +10,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL    ?= redis://127.0.0.1:6379
 PYTEST_ARGS       ?=
 
-.PHONY: run test install services lint bench-inventory clean
+.PHONY: run test install services lint bench-inventory bench-import clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,9 @@ lint: $(VENV)/.test-installed
 
 bench-inventory: $(VENV)/.test-installed services
 	DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/python bench/inventory.py
+
+bench-import: $(VENV)/.test-installed services
+	DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/python bench/import_csv.py
 
 clean:
 	rm -rf $(VENV) var

@@ -289,9 +289,9 @@ class Staging:
             cursor.execute(sql, params)
             return cursor.fetchone()[0]
 
-    def create(self) -> None:
+    def create(self, *, big: bool = False) -> None:
         self.drop()
-        if self.postgres:
+        if big and self.postgres:
             self._tune()
         self._execute(
             f"CREATE TEMPORARY TABLE {self.rows} (row_no integer NOT NULL, mac varchar(17) NOT NULL, "

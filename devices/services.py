@@ -205,6 +205,7 @@ def _device_commands_create(*, tenant: Tenant, actor: Actor, kind: str, ids) -> 
 IMPORT_STALE_AFTER = timedelta(minutes=5)
 # Writes that collide with a concurrent import are re-checked and retried this many times.
 IMPORT_WRITE_ATTEMPTS = 3
+DEADLOCK = "40P01"  # PostgreSQL's SQLSTATE
 
 
 def devices_import_csv(*, tenant: Tenant, actor: Actor, file_name: str, data: bytes) -> ImportJob:
@@ -304,7 +305,7 @@ def _import_run(*, job: ImportJob, actor: Actor, csv_file: CsvFile, live: bool) 
     progress = _ImportProgress(job, live=live)
     staging = Staging(job_id=job.pk)
     try:
-        staging.create()
+        staging.create(big=live)
         check_file(
             csv_file, staging, flush_every=settings.IMPORT_CHUNK_ROWS,
             on_progress=lambda processed: progress.report(processed_rows=processed),
@@ -325,7 +326,7 @@ def _import_run(*, job: ImportJob, actor: Actor, csv_file: CsvFile, live: bool) 
             except (IntegrityError, OperationalError) as exc:
                 # Another import wrote some of these MACs after our check (or the two deadlocked):
                 # nothing of ours was kept; check again against what it wrote.
-                if isinstance(exc, OperationalError) and "deadlock" not in str(exc):
+                if isinstance(exc, OperationalError) and getattr(exc.__cause__, "sqlstate", None) != DEADLOCK:
                     raise
                 logger.info("import %s collided with a concurrent import (attempt %s)", job.pk, attempt)
         _import_fail(job=job, actor=actor, errors=[RowError(None, "", (
