@@ -35,9 +35,11 @@ MAINTENANCE_DB = "postgres"
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--devices", type=int, default=1_000_000)
-    parser.add_argument("--tenants", type=int, default=100)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    parser.add_argument("--devices", type=int, default=1_000_000, help="devices to seed")
+    parser.add_argument("--tenants", type=int, default=100, help="tenants they belong to")
     parser.add_argument("--samples", type=int, default=50, help="timed requests per scenario")
     parser.add_argument("--warmup", type=int, default=5, help="untimed requests per scenario first")
     parser.add_argument("--depth", type=int, default=100, help="`next` links followed to reach the deep page")
@@ -466,7 +468,7 @@ def main() -> None:
 
     from devices.models import Device
     from portal.choices import Role
-    from portal.models import Tenant, User
+    from portal.models import ApiToken, Tenant, User
     from portal.services import api_token_create, user_create
 
     print(f"database {settings.DATABASES['default']['NAME']} on {settings.DATABASES['default']['HOST']}", flush=True)
@@ -489,6 +491,7 @@ def main() -> None:
 
     email = f"bench-admin@{tenant.pk}.bench.example"
     admin = User.objects.filter(username=email).first() or user_create(tenant=tenant, email=email, role=Role.ADMIN)
+    ApiToken.objects.filter(user=admin, name="bench/inventory.py").delete()  # one per run would pile up
     _, key = api_token_create(user=admin, name="bench/inventory.py")
     superuser = User.objects.filter(username="bench-superuser").first() or User.objects.create_superuser(
         "bench-superuser", "bench-superuser@bench.example", None
