@@ -11,3 +11,25 @@ class CheckOutcome(models.TextChoices):
     USED = "used", "Verification code already used"
     LOCKED = "locked", "Too many wrong codes; try again later"
     NOT_ONBOARDED = "not_onboarded", "Device is not onboarded"
+
+
+class PairingStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    APPROVED = "approved", "Approved"
+    EXPIRED = "expired", "Expired"
+    REVOKED = "revoked", "Revoked"
+
+
+class PairingOutcome(models.TextChoices):
+    """What entering a pairing code found; the label is what the pairing page says."""
+
+    PAIRED = "paired", "Paired"
+    MALFORMED = "malformed", "That is not a pairing code: it has 8 letters, like BCDF-GHJK."
+    WRONG = "wrong", "That code is not right. Check the code on the phone's screen and try again."
+    EXPIRED = "expired", "That code has expired. Press Sign in on the phone again to get a new one."
+    USED = "used", "That code was already used. Press Sign in on the phone again to get a new one."
+    REVOKED = "revoked", "That code was replaced by a newer one. Enter the code the phone shows now."
+    NOT_ENROLLED = "not_enrolled", (
+        "This phone is not enrolled yet. Enroll it with its verification code (*55*) before signing in."
+    )
+    LOCKED = "locked", "Too many wrong codes; try again later"

@@ -41,3 +41,17 @@ def code_decrypt(token: str) -> str:
 
 def code_digest(code: str) -> bytes:
     return hmac.new(_current()[1], code.encode(), hashlib.sha256).digest()
+
+
+@lru_cache(maxsize=4)
+def _pairing_key(secret: str) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=b"sip-gateway-portal pairing codes", info=b"digest").derive(
+        secret.encode()
+    )
+
+
+def pairing_code_digest(code: str) -> bytes:
+    """Pairing codes are only ever matched, never shown again: the keyed digest is all that is kept.
+    Keyed by settings.PAIRING_CODE_KEY, or SECRET_KEY when that is empty."""
+    key = _pairing_key(settings.PAIRING_CODE_KEY or settings.SECRET_KEY)
+    return hmac.new(key, code.encode(), hashlib.sha256).digest()

@@ -3,12 +3,14 @@ from collections.abc import Iterator
 
 from django.db.models import Prefetch, Q
 from django.db.models.query import prefetch_related_objects
+from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from devices.models import Device
 from devices.selectors import device_list
+from enrollment.choices import PairingStatus
 from enrollment.keys import code_decrypt
-from enrollment.models import VerificationCode
+from enrollment.models import PairingRequest, VerificationCode
 from portal.models import Tenant
 
 LOOKUP_LIMIT = 20
@@ -62,3 +64,22 @@ def verification_code_export_rows(*, tenant: Tenant, filters: dict | None = None
     )
     for mac, location, display_name, ciphertext, expires_at in rows.iterator(chunk_size=5000):
         yield [mac, location, display_name, code_decrypt(ciphertext), expires_at.isoformat()]
+
+
+def pairing_request_pending(*, tenant: Tenant, device: Device) -> PairingRequest | None:
+    """The device's live pairing request (its code cannot be shown again: only its expiry)."""
+    return (
+        PairingRequest.objects.filter(
+            tenant=tenant, device=device, status=PairingStatus.PENDING, expires_at__gt=timezone.now()
+        )
+        .order_by("-created_at")
+        .first()
+    )
+
+
+def pairing_request_approved_get(*, tenant: Tenant, user, pk) -> PairingRequest:
+    """A request this user approved, for the page that confirms it; anyone else's is a 404."""
+    return get_object_or_404(
+        PairingRequest.objects.select_related("device"),
+        tenant=tenant, approved_by=user, status=PairingStatus.APPROVED, pk=pk,
+    )

@@ -1,31 +1,39 @@
 """Verification codes: issue them (one device, a selection, or every device waiting on
-activation), check one for the enrollment flow, sweep expired ones, and audit who read them."""
+activation), check one for the enrollment flow, sweep expired ones, and audit who read them.
+Pairing: start a sign-in (the phone's Sign-in key or an admin), approve it with the code on the
+pairing page, and sign a phone out."""
 
 import contextlib
 import hmac
 import json
 import logging
 import math
+import re
 import secrets
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
+from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import QuerySet
+from django.urls import reverse
 from django.utils import timezone
 
-from devices.choices import DeviceState
+from devices.choices import CommandKind, DeviceState
 from devices.models import Device
-from enrollment.choices import CheckOutcome
-from enrollment.keys import code_digest, code_encrypt
-from enrollment.models import VerificationCode
+from devices.services import device_commands_request
+from enrollment.choices import CheckOutcome, PairingOutcome, PairingStatus
+from enrollment.keys import code_digest, code_encrypt, pairing_code_digest
+from enrollment.models import PairingRequest, VerificationCode
 from enrollment.selectors import live_code
+from policies.services import device_wanted_version_raise
 from portal.choices import Role
 from portal.mac import InvalidMac, normalize_mac
-from portal.models import AuditEvent, Tenant
+from portal.models import AuditEvent, Membership, Tenant, User
 from portal.services import Actor, audit_record, audit_record_many
 
 logger = logging.getLogger(__name__)
@@ -349,3 +357,220 @@ def verification_code_check(*, mac_or_device, code: str, source: str) -> CodeChe
     if by_source.fail():
         logger.warning("verification codes: source %s locked out after %s failures", source, by_source.limit)
     return CodeCheck(outcome, device)
+
+
+# --- Pairing (sign-in) and sign-out: the Sign-in and Sign-out keys, the pairing page, the admin --
+
+# RFC 8628 §6.1: 20 consonants (no vowels, so no words), 8 of them ≈ 34.5 bits; with 5 guesses per
+# window (§5.1) the chance of hitting a live code stays about 2^-32.
+PAIRING_ALPHABET = "BCDFGHJKLMNPQRSTVWXZ"
+PAIRING_CODE_LENGTH = 8
+PAIRING_LIFETIME = timedelta(minutes=15)
+PAIRING_FAILURE_LIMIT = 5
+_PAIRING_SEPARATORS = re.compile(r"[\s\-]+")
+
+
+def pairing_code_normalize(text) -> str | None:
+    """`bcdf-ghjk`, `BCDF GHJK` or `BCDFGHJK` → `BCDFGHJK`; None when it cannot be a pairing code."""
+    code = _PAIRING_SEPARATORS.sub("", str(text or "")).upper()
+    if len(code) != PAIRING_CODE_LENGTH or not set(code) <= set(PAIRING_ALPHABET):
+        return None
+    return code
+
+
+def pairing_code_display(code: str) -> str:
+    return f"{code[:4]}-{code[4:]}"
+
+
+def pairing_verification_url() -> str:
+    return f"{settings.PUBLIC_BASE_URL}{reverse('enrollment:pair')}"
+
+
+class PairingStart(NamedTuple):
+    request: PairingRequest
+    user_code: str  # as the phone shows it: XXXX-XXXX
+    verification_url: str
+
+    @property
+    def verification_url_complete(self) -> str:
+        """The URL with the code in it (RFC 8628's verification_uri_complete): the page comes prefilled."""
+        return f"{self.verification_url}?code={self.user_code}"
+
+    @property
+    def expires_in(self) -> int:
+        return max(0, int((self.request.expires_at - timezone.now()).total_seconds()))
+
+
+def pairing_request_start(*, device: Device, actor: Actor, now: datetime | None = None) -> PairingStart:
+    """A new pairing request for an enrolled phone waiting for sign-in: the SIP edge calls this when
+    the Sign-in key is pressed, an admin when choosing "Sign in a user". Returns the request, the
+    user code (only here: it is stored as a keyed digest) and the URL where a user enters it. The
+    device's previous request, if still pending, stops working."""
+    now = now or timezone.now()
+    for attempt in range(3):
+        code = "".join(secrets.choice(PAIRING_ALPHABET) for _ in range(PAIRING_CODE_LENGTH))
+        try:
+            with transaction.atomic():
+                # The device row first, as in pairing_approve: concurrent starts and approvals queue up.
+                locked = Device.objects.select_for_update().filter(pk=device.pk, tenant_id=device.tenant_id).first()
+                if locked is None:
+                    raise ValidationError(f"{device.mac} was removed from the inventory.")
+                if locked.state == DeviceState.WAITING_ON_ACTIVATION:
+                    raise ValidationError(
+                        f"{device.mac} is not enrolled yet: dial *55* with its verification code first."
+                    )
+                if locked.state == DeviceState.SIGNED_IN:
+                    raise ValidationError(f"{device.mac} is already signed in. Sign it out first.")
+                _pairing_close_pending(device_id=device.pk, now=now)
+                request = PairingRequest.objects.create(
+                    tenant_id=device.tenant_id, device_id=device.pk, digest=pairing_code_digest(code),
+                    created_at=now, expires_at=now + PAIRING_LIFETIME,
+                    requested_by=actor.user, requested_by_label=actor.label[:200],
+                )
+                audit_record(
+                    tenant=device.tenant, actor=actor, action="pairing.start", obj=device,
+                    details={"request": request.pk, "expires_at": request.expires_at.isoformat()},
+                )
+        except IntegrityError:
+            # Another pending request of the tenant drew the same code (about 1 in 2^34 per pair).
+            if attempt == 2:
+                raise
+            continue
+        return PairingStart(request, pairing_code_display(code), pairing_verification_url())
+
+
+def _pairing_close_pending(*, device_id: int, now: datetime) -> None:
+    pending = PairingRequest.objects.filter(device_id=device_id, status=PairingStatus.PENDING)
+    pending.filter(expires_at__lte=now).update(status=PairingStatus.EXPIRED)
+    pending.update(status=PairingStatus.REVOKED)
+
+
+@dataclass(frozen=True)
+class PairingResult:
+    outcome: str
+    device: Device | None = None
+    request: PairingRequest | None = None
+    retry_after: int = 0  # seconds, when locked
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == PairingOutcome.PAIRED
+
+    @property
+    def message(self) -> str:
+        if self.outcome == PairingOutcome.LOCKED:
+            minutes = max(1, math.ceil(self.retry_after / 60))
+            return f"Too many wrong codes. Try again in {minutes} minute{'' if minutes == 1 else 's'}."
+        return PairingOutcome(self.outcome).label
+
+
+def pairing_approve(*, user: User, code: str, source: str, now: datetime | None = None) -> PairingResult:
+    """A user of the tenant entered `code` (from `source`, their IP address) on the pairing page: the
+    phone is signed in with them and their phone number, its wanted config version is raised and it
+    is check-synced, so it fetches a config that shows them. A code of another tenant is as wrong as
+    a code that does not exist. 5 wrong codes per user in 15 minutes lock the user out for 15
+    minutes (RFC 8628 §5.1); input that cannot be a code at all guesses nothing and is not counted."""
+    membership = Membership.objects.select_related("tenant").filter(user=user).first()
+    if membership is None:
+        raise ValidationError("Only members of an organization can sign in a phone.")
+    tenant, actor = membership.tenant, Actor.of_user(user)
+    attempts = _Attempts("pairing-user", user.pk, PAIRING_FAILURE_LIMIT)
+    if wait := attempts.retry_after():
+        return PairingResult(PairingOutcome.LOCKED, retry_after=wait)
+    normalized = pairing_code_normalize(code)
+    if normalized is None:
+        return PairingResult(PairingOutcome.MALFORMED)
+    if not attempts.begin():
+        return PairingResult(PairingOutcome.LOCKED, retry_after=LOCKOUT)
+    try:
+        result = _pairing_consume(
+            tenant=tenant, user=user, actor=actor, digest=pairing_code_digest(normalized), source=source,
+            now=now or timezone.now(),
+        )
+    except BaseException:
+        attempts.give_back()
+        raise
+    if result.outcome != PairingOutcome.WRONG:
+        # A known code, even a dead one, is no guess: only wrong codes count toward the lockout.
+        attempts.give_back()
+    if not result.ok:
+        audit_record(
+            tenant=tenant, actor=actor, action="pairing.reject", obj=result.device,
+            details={"outcome": str(result.outcome), "source": source},
+        )
+    if result.outcome == PairingOutcome.WRONG and attempts.fail():
+        audit_record(
+            tenant=tenant, actor=actor, action="pairing.lockout", obj=user,
+            details={"source": source, "failures": PAIRING_FAILURE_LIMIT, "minutes": LOCKOUT // 60},
+        )
+    return result
+
+
+def _pairing_consume(
+    *, tenant: Tenant, user: User, actor: Actor, digest: bytes, source: str, now: datetime
+) -> PairingResult:
+    """Match and, if the request is live, approve it and sign the phone in, in one transaction. The
+    device row is locked first, then the request is read again: of two approvals of one code, the
+    second waits for the first and then finds the code used."""
+    matching = PairingRequest.objects.filter(tenant=tenant, digest=digest).order_by("-created_at", "-id")
+    device_id = matching.values_list("device_id", flat=True).first()
+    if device_id is None:
+        return PairingResult(PairingOutcome.WRONG)
+    with transaction.atomic():
+        device = Device.objects.select_for_update().filter(pk=device_id, tenant=tenant).first()
+        request = matching.select_for_update().filter(device_id=device_id).first()
+        if device is None or request is None:  # removed meanwhile
+            return PairingResult(PairingOutcome.WRONG)
+        if request.status == PairingStatus.APPROVED:
+            return PairingResult(PairingOutcome.USED, device, request)
+        if request.status == PairingStatus.REVOKED:
+            return PairingResult(PairingOutcome.REVOKED, device, request)
+        if request.status == PairingStatus.EXPIRED or request.expires_at <= now:
+            if request.status != PairingStatus.EXPIRED:
+                request.status = PairingStatus.EXPIRED
+                request.save(update_fields=["status"])
+            return PairingResult(PairingOutcome.EXPIRED, device, request)
+        if device.state == DeviceState.WAITING_ON_ACTIVATION:
+            return PairingResult(PairingOutcome.NOT_ENROLLED, device, request)
+
+        request.status, request.approved_by, request.approved_at = PairingStatus.APPROVED, user, now
+        request.approved_from = (source or "")[:64]
+        request.save(update_fields=["status", "approved_by", "approved_at", "approved_from"])
+        previous_user_id = device.signed_in_user_id
+        device.state, device.signed_in_user, device.phone_number = DeviceState.SIGNED_IN, user, user.phone_number
+        device.save(update_fields=["state", "signed_in_user", "phone_number", "updated_at"])
+        details = {"user": user.username, "phone_number": user.phone_number, "source": source, "request": request.pk}
+        if previous_user_id and previous_user_id != user.pk:
+            details["previous_user_id"] = previous_user_id
+        audit_record(tenant=tenant, actor=actor, action="device.sign_in", obj=device, details=details)
+        _device_config_changed(device=device, actor=actor)
+    return PairingResult(PairingOutcome.PAIRED, device, request)
+
+
+def _device_config_changed(*, device: Device, actor: Actor) -> None:
+    """What the phone shows changed: raise its wanted version and check-sync it (on commit)."""
+    device_wanted_version_raise(device=device)
+    device_commands_request(tenant=device.tenant, actor=actor, kind=CommandKind.RESYNC, ids=[device.pk])
+
+
+def device_sign_out(*, device: Device, actor: Actor) -> bool:
+    """Sign the phone out (the Sign-out key, or an admin): back to `waiting_for_sign_in` with no
+    user and no number, wanted version raised, check-synced. Signing out a phone nobody is signed in
+    to changes nothing and returns False; True when it signed someone out. `device` is refreshed."""
+    with transaction.atomic():
+        locked = Device.objects.select_for_update().filter(pk=device.pk, tenant_id=device.tenant_id).first()
+        if locked is None or locked.state != DeviceState.SIGNED_IN:
+            signed_out = False
+        else:
+            previous = locked.signed_in_user
+            locked.state, locked.signed_in_user, locked.phone_number = DeviceState.WAITING_FOR_SIGN_IN, None, ""
+            locked.save(update_fields=["state", "signed_in_user", "phone_number", "updated_at"])
+            audit_record(
+                tenant=locked.tenant, actor=actor, action="device.sign_out", obj=locked,
+                details={"user": previous.username if previous else None},
+            )
+            _device_config_changed(device=locked, actor=actor)
+            signed_out = True
+    if locked is not None:
+        device.refresh_from_db()
+    return signed_out

@@ -4,13 +4,23 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_POST
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
 from devices.choices import DeviceState
 from devices.exports import csv_lines
 from devices.selectors import device_get
 from enrollment import services
-from enrollment.selectors import EXPORT_HEADER, LOOKUP_LIMIT, device_lookup, verification_code_export_rows
+from enrollment.choices import PairingOutcome
+from enrollment.selectors import (
+    EXPORT_HEADER,
+    LOOKUP_LIMIT,
+    device_lookup,
+    pairing_request_approved_get,
+    verification_code_export_rows,
+)
+from gateway.views import _source_address
 from portal.access import ADMIN, STAFF, member_required, safe_next
 
 FILTER_KEYS = ("state", "q", "vendor", "model", "location", "online")
@@ -93,3 +103,60 @@ def codes_export(request: HttpRequest) -> HttpResponse:
     response = StreamingHttpResponse(csv_lines(EXPORT_HEADER, all_rows()), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="verification-codes-{timezone.now():%Y%m%d-%H%M}.csv"'
     return response
+
+
+# Pairing and sign-out ------------------------------------------------------------------------------
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+@member_required()  # any member signs a phone in for themselves, end users above all
+def pair(request: HttpRequest) -> HttpResponse:
+    """The pairing page: type the code the phone shows (`?code=` comes prefilled, as phones may link it)."""
+    if request.method == "POST":
+        code = request.POST.get("code", "")
+        result = services.pairing_approve(user=request.user, code=code, source=_source_address(request) or "")
+        if result.ok:
+            return redirect("enrollment:paired", pk=result.request.pk)
+        status = 429 if result.outcome == PairingOutcome.LOCKED else 400
+        return render(request, "enrollment/pair.html", {"code": code[:32], "error": result.message}, status=status)
+    code = request.GET.get("code", "")
+    normalized = services.pairing_code_normalize(code)
+    return render(
+        request, "enrollment/pair.html", {"code": services.pairing_code_display(normalized) if normalized else ""}
+    )
+
+
+@member_required()
+def paired(request: HttpRequest, pk: int) -> HttpResponse:
+    pairing = pairing_request_approved_get(tenant=request.tenant, user=request.user, pk=pk)
+    return render(request, "enrollment/paired.html", {"pairing": pairing, "device": pairing.device})
+
+
+@never_cache  # the answer carries a live code
+@require_POST
+@member_required(ADMIN)
+def device_sign_in(request: HttpRequest, pk: int) -> HttpResponse:
+    """"Sign in a user": a pairing code for the device, shown once with the URL to enter it at."""
+    device = device_get(tenant=request.tenant, pk=pk)
+    try:
+        started = services.pairing_request_start(device=device, actor=request.actor)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+        url = reverse("devices:detail", args=[device.pk])
+        return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+    template = "enrollment/sign_in_user.html#pane" if request.htmx else "enrollment/sign_in_user.html"
+    return render(request, template, {"device": device, "started": started})
+
+
+@require_POST
+@member_required(ADMIN)
+def device_sign_out(request: HttpRequest, pk: int) -> HttpResponse:
+    device = device_get(tenant=request.tenant, pk=pk)
+    user = device.signed_in_user
+    if services.device_sign_out(device=device, actor=request.actor):
+        who = f" {user.display_name} was signed out of it." if user else ""
+        messages.success(request, f"{device} is signed out.{who} The phone is asked to sync its configuration.")
+    else:
+        messages.info(request, f"Nobody is signed in to {device}: nothing to sign out.")
+    return redirect(safe_next(request, reverse("devices:detail", args=[device.pk])))

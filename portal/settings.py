@@ -174,6 +174,8 @@ CELERY_BEAT_SCHEDULE: dict = {
 
 # Verification codes are stored encrypted with this key (defaults to one derived from SECRET_KEY).
 VERIFICATION_CODE_KEY = envstr("VERIFICATION_CODE_KEY", "")
+# Pairing codes are matched by an HMAC keyed with this (defaults to one derived from SECRET_KEY).
+PAIRING_CODE_KEY = envstr("PAIRING_CODE_KEY", "")
 
 # SIP edge and NOTIFY sender.
 SIP_EDGE_HOST = envstr("SIP_EDGE_HOST", "127.0.0.1")

@@ -13,7 +13,6 @@ urlpatterns = [
     path("audit/", views.audit_log, name="audit_log"),
     path("setup/", views.setup, name="setup"),
     path("setup/gateway/", views.gateway_toggle, name="gateway_toggle"),
-    path("pair/", views.pair, name="pair"),
     path("devices/", include("devices.urls")),
     path("policies/", include("policies.urls")),
     path("", include("enrollment.urls")),

@@ -26,7 +26,7 @@ def home(request: HttpRequest) -> HttpResponse:
     if membership is None:
         return render(request, "portal/no_tenant.html", status=403)
     if membership.role == Role.USER:
-        return redirect("pair")
+        return redirect("enrollment:pair")
     if membership.role == Role.TECHNICIAN:
         return redirect("enrollment:lookup")
     return redirect("dashboard")
@@ -68,9 +68,3 @@ def setup(request: HttpRequest) -> HttpResponse:
 def gateway_toggle(request: HttpRequest) -> HttpResponse:
     tenant_update_gateway(tenant=request.tenant, actor=request.actor, enabled=request.POST.get("enabled") == "1")
     return redirect(safe_next(request, "setup"))
-
-
-@member_required()
-def pair(request: HttpRequest) -> HttpResponse:
-    # Pairing by code arrives with the SIP edge; until then the page says so plainly.
-    return render(request, "portal/pair.html")

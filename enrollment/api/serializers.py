@@ -31,3 +31,15 @@ class IssuedCodeSerializer(serializers.Serializer):
 class VerificationCodesResponseSerializer(serializers.Serializer):
     count = serializers.IntegerField()
     codes = IssuedCodeSerializer(many=True)
+
+
+class PairingStartSerializer(serializers.Serializer):
+    """RFC 8628's device authorization response, for the admin who signs a user in."""
+
+    verification_uri = serializers.CharField(source="verification_url", help_text="Where the user enters the code.")
+    verification_uri_complete = serializers.CharField(
+        source="verification_url_complete", help_text="The same page with the code filled in."
+    )
+    user_code = serializers.CharField(help_text="`XXXX-XXXX`; single use; shown only in this answer.")
+    expires_in = serializers.IntegerField(help_text="Seconds until the code expires.")
+    expires_at = serializers.DateTimeField(source="request.expires_at")

@@ -5,7 +5,11 @@ from rest_framework.response import Response
 from devices.api.serializers import DeviceSerializer
 from devices.selectors import device_get
 from enrollment import services
-from enrollment.api.serializers import VerificationCodesRequestSerializer, VerificationCodesResponseSerializer
+from enrollment.api.serializers import (
+    PairingStartSerializer,
+    VerificationCodesRequestSerializer,
+    VerificationCodesResponseSerializer,
+)
 from portal.access import ADMIN
 from portal.api.views import TenantAPIView
 
@@ -48,3 +52,41 @@ class VerificationCodesView(TenantAPIView):
         issued = services.verification_codes_issue(tenant=self.tenant, actor=self.actor, **data.validated_data)
         body = VerificationCodesResponseSerializer({"count": len(issued), "codes": issued}).data
         return Response(body, status=status.HTTP_201_CREATED)
+
+
+class DeviceSignInView(TenantAPIView):
+    allowed_roles = ADMIN
+
+    @extend_schema(
+        request=None,
+        responses={201: PairingStartSerializer},
+        summary="Start signing a user in to a device",
+        description=(
+            "For a device waiting for sign-in: a pairing code, valid 15 minutes and single use, that a "
+            "user of your organization enters at `verification_uri` to sign the phone in as themselves "
+            "(the Teams admin center's *Sign in a user*). Any earlier code of the device stops working. "
+            "The code is shown only in this answer. A device not enrolled or already signed in: 400."
+        ),
+    )
+    def post(self, request, pk: int):
+        started = services.pairing_request_start(device=device_get(tenant=self.tenant, pk=pk), actor=self.actor)
+        return Response(PairingStartSerializer(started).data, status=status.HTTP_201_CREATED)
+
+
+class DeviceSignOutView(TenantAPIView):
+    allowed_roles = ADMIN
+
+    @extend_schema(
+        request=None,
+        responses={200: DeviceSerializer},
+        summary="Sign a device out",
+        description=(
+            "The device goes back to `waiting_for_sign_in`, with no user and no phone number, and is "
+            "asked to sync its configuration. Signing out a device nobody is signed in to changes nothing. "
+            "Answers 200 with the device."
+        ),
+    )
+    def post(self, request, pk: int):
+        device = device_get(tenant=self.tenant, pk=pk)
+        services.device_sign_out(device=device, actor=self.actor)
+        return Response(DeviceSerializer(device, context={"request": request}).data)

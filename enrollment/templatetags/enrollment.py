@@ -3,6 +3,8 @@ from datetime import datetime
 from django import template
 from django.utils import timezone
 
+from enrollment.selectors import pairing_request_pending
+
 register = template.Library()
 
 
@@ -20,3 +22,9 @@ def time_left(expires_at: datetime | None, precise: str = "") -> str:
     if not hours:
         return f"{minutes} min"
     return f"{hours} h {minutes} min" if precise and minutes else f"{hours} h"
+
+
+@register.simple_tag
+def pairing_pending(tenant, device):
+    """`{% pairing_pending tenant device as pending %}`: the device's live pairing request, or None."""
+    return pairing_request_pending(tenant=tenant, device=device)
