@@ -4,6 +4,7 @@ import os
 from pathlib import Path
 
 import pytest
+from django.db import connections
 
 # Playwright's sync API runs an event loop in this thread; Django's ORM, used by the tests for
 # setup and checks, would otherwise refuse to run beside it.
@@ -28,6 +29,10 @@ def browser():
     browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
     yield browser
     browser.close()
+    # While Playwright's loop runs, this thread counts as async and Django keeps its database
+    # connections per context, apart from the thread's own: close them before the loop stops,
+    # or they stay open and the test database cannot be dropped at the end of the run.
+    connections.close_all()
     playwright.stop()
 
 
