@@ -257,11 +257,14 @@ def import_job_run(*, job_id: int) -> ImportJob | None:
     actor = Actor(job.created_by_type, job.created_by_label, job.created_by)
     data = ImportFile.objects.filter(job=job).values_list("data", flat=True).first()
     try:
-        if data is None:
-            raise FileRejected([RowError(None, "", "The uploaded file is no longer available. Upload it again.")])
         csv_file = CsvFile(zlib.decompress(data))
     except FileRejected as rejected:
         _import_fail(job=job, actor=actor, errors=rejected.errors)
+        return job
+    except (TypeError, zlib.error):  # no file, or not one we stored
+        _import_fail(job=job, actor=actor, errors=[
+            RowError(None, "", "The uploaded file is no longer available. Upload it again.")
+        ])
         return job
     _import_run(job=job, actor=actor, csv_file=csv_file, live=True)
     return job

@@ -15,7 +15,7 @@ BAD = b"MAC id,Location\n00-15-65-ZZ,Lobby\n00:15:65:00:00:03,\n"
 
 
 def big_file(rows: int = INLINE_MAX_ROWS + 1) -> bytes:
-    lines = "\n".join(f"00:15:65:01:{n // 256:02X}:{n % 256:02X},Floor {n % 9}" for n in range(rows))
+    lines = "\n".join(f"00:15:65:{n >> 16:02X}:{n >> 8 & 255:02X}:{n & 255:02X},Floor {n % 9}" for n in range(rows))
     return f"MAC id,Location\n{lines}\n".encode()
 
 
@@ -76,6 +76,15 @@ class TestImportApi:
         polled = admin_a.api.get(body["url"])
         assert polled.status_code == 200
         assert polled.json()["status"] == "queued"
+
+    def test_a_raw_body_larger_than_djangos_form_limit_is_accepted(self, admin_a, settings):
+        data = big_file(110_000)
+        assert len(data) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+
+        response = admin_a.api.post(IMPORT_URL, data, content_type="text/csv")
+
+        assert response.status_code == 202
+        assert response.json()["total_rows"] == 110_000
 
     def test_the_errors_download_lists_every_error(self, admin_a):
         job_id = upload(admin_a, BAD).json()["id"]

@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from devices.imports import INLINE_MAX_ROWS, MAX_BYTES, MAX_ROWS, describe
-from devices.models import Device, ImportJob, ImportRowError
+from devices.models import Device, ImportFile, ImportJob, ImportRowError
 from devices.services import devices_import_csv, import_job_run
 from portal.models import AuditEvent
 from portal.services import Actor
@@ -275,3 +275,16 @@ def test_a_running_job_whose_worker_went_silent_is_taken_over(admin_a):
     job.refresh_from_db()
     assert (job.status, job.created_count, job.attempts) == ("done", INLINE_MAX_ROWS + 1, 2)
     assert import_job_run(job_id=job.pk) is None  # and a finished job is never run again
+
+
+def test_a_queued_job_whose_file_is_gone_fails_with_a_clear_message(admin_a):
+    rows = "\n".join(f"00:15:65:06:{n // 256:02X}:{n % 256:02X},Floor" for n in range(INLINE_MAX_ROWS + 1))
+    job = run(admin_a, data=f"MAC id,Location\n{rows}\n".encode())
+    ImportFile.objects.filter(job=job).delete()
+
+    import_job_run(job_id=job.pk)
+
+    job.refresh_from_db()
+    assert (job.status, job.errors) == (
+        "failed", [{"row": None, "column": "", "message": "The uploaded file is no longer available. Upload it again."}]
+    )
