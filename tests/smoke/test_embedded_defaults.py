@@ -98,14 +98,15 @@ def test_a_worker_receives_a_task_through_the_filesystem_broker(embedded):
         env, log,
     )
     try:
-        wait_for("worker ready", lambda: True if b"ready." in log.read_bytes() else None, worker, log)
-        assert "filesystem://" in log.read_text()
+        # Sent while the worker boots: the message waits in the broker's folder.
         sent = subprocess.run(
             [sys.executable, "-m", "celery", "-A", "portal", "call", "enrollment.tasks.verification_codes_sweep"],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=30,
         )
         assert sent.returncode == 0, sent.stderr
         task_id = sent.stdout.strip()
+        wait_for("worker ready", lambda: True if b"ready." in log.read_bytes() else None, worker, log)
+        assert "filesystem://" in log.read_text()
         wait_for(
             "task run by the worker",
             lambda: True if f"verification_codes_sweep[{task_id}] succeeded" in log.read_text() else None,
