@@ -89,10 +89,11 @@ def device_list(request: HttpRequest) -> HttpResponse:
     }
     if request.htmx and not request.htmx.boosted:
         return render(request, "devices/list.html#inventory", context)
+    device_models = list(device_model_list())  # one query for both filters
     context.update(
         summary=device_summary(tenant=request.tenant),
-        device_models=device_model_list(),
-        vendors=sorted({m.vendor for m in device_model_list()}),
+        device_models=device_models,
+        vendors=sorted({m.vendor for m in device_models}),
     )
     return render(request, "devices/list.html", context)
 
