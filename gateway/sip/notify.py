@@ -19,6 +19,7 @@ from .message import Headers, Request, SipUri
 from .transaction import ClientTransaction, Timers, TransactionTimeout
 from .transport import (
     TRANSPORTS,
+    USER_AGENT,
     Address,
     SipEndpoint,
     TransportError,
@@ -28,7 +29,6 @@ from .transport import (
 
 log = logging.getLogger(__name__)
 
-USER_AGENT = "SIPGatewayPortal/1.0"
 DEFAULT_CONCURRENCY = 200  # facts.md: 500+ in flight and even loopback drops datagrams
 
 SENT = "sent"  # the phone answered 2xx (not that it acted)

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .message import BRANCH_MAGIC, Request, Response
+from .message import BRANCH_MAGIC, Request, Response, make_response
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,8 @@ class State(enum.Enum):
     TRYING = "trying"
     PROCEEDING = "proceeding"
     COMPLETED = "completed"
+    CONFIRMED = "confirmed"  # INVITE server: ACK received for a non-2xx final response
+    ACCEPTED = "accepted"  # INVITE server: 2xx sent (RFC 6026 §7.1)
     TERMINATED = "terminated"
 
 
@@ -210,7 +215,7 @@ class ServerTransaction:
 
     ``send`` delivers a response to where §18.2.2 says (the transport layer decides). The TU
     calls ``respond``; retransmitted requests are answered with the last response sent.
-    INVITE server transactions (Figure 7) are left for the SIP edge's call handling.
+    INVITE requests get an ``InviteServerTransaction`` instead.
     """
 
     def __init__(
@@ -268,3 +273,121 @@ class ServerTransaction:
             self._timer_j.cancel()
         if self._on_terminated is not None:
             self._on_terminated(self)
+
+
+class InviteServerTransaction:
+    """INVITE server transaction, RFC 3261 §17.2.1 (Figure 7) as amended by RFC 6026 §7.1.
+
+    ``start`` sends 100 Trying at once (the TU may consult the database before answering).
+    A non-2xx final response is retransmitted over UDP (Timer G, from T1 doubling to T2) until
+    the ACK arrives or Timer H (64·T1) gives up; the ACK moves it to Confirmed, where Timer I
+    (T4 over UDP, 0 over TCP) absorbs further ACKs. A 2xx moves it to Accepted: the dialog layer
+    (UAS core, §13.3.1.4) retransmits the 2xx itself until its ACK, which is a request of its own;
+    Timer L (64·T1) absorbs retransmitted INVITEs meanwhile.
+    """
+
+    def __init__(
+        self,
+        request: Request,
+        *,
+        send: Callable[[Response], None],
+        reliable: bool,
+        timers: Timers = DEFAULT_TIMERS,
+        on_terminated: Callable[[InviteServerTransaction], None] | None = None,
+    ) -> None:
+        if request.method != "INVITE":
+            raise ValueError("an INVITE server transaction serves INVITE requests")
+        self.key = server_key(request)
+        self.request = request
+        self.reliable = reliable
+        self.timers = timers
+        self.state = State.PROCEEDING
+        self.last_response: Response | None = None
+        self.retransmitted_requests = 0
+        self.response_retransmissions = 0
+        self.timed_out = False  # Timer H fired: no ACK ever came for the final response
+        self.incoming: object | None = None  # the transport's IncomingRequest, for CANCEL
+        self._send = send
+        self._on_terminated = on_terminated
+        self._loop = asyncio.get_running_loop()
+        self._interval = timers.t1
+        self._timer: asyncio.TimerHandle | None = None  # G, H, I or L: one at a time but G with H
+        self._timer_h: asyncio.TimerHandle | None = None
+
+    def start(self) -> None:
+        self.respond(make_response(self.request, 100))
+
+    def respond(self, response: Response) -> None:
+        if self.state is not State.PROCEEDING:
+            raise RuntimeError("a final response was already sent")
+        self.last_response = response
+        self._transmit(response)
+        if response.is_provisional:
+            return
+        if response.status < 300:
+            self.state = State.ACCEPTED
+            self._timer = self._loop.call_later(self.timers.timer_f, self._terminate)  # Timer L
+            return
+        self.state = State.COMPLETED
+        if not self.reliable:
+            self._timer = self._loop.call_later(self._interval, self._on_timer_g)
+        self._timer_h = self._loop.call_later(self.timers.timer_f, self._on_timer_h)
+
+    def receive_retransmission(self) -> None:
+        """The INVITE again: our last provisional or non-2xx final response again (§17.2.1);
+        absorbed once a 2xx was sent (RFC 6026: the UAS core retransmits that one)."""
+        self.retransmitted_requests += 1
+        if self.state in (State.PROCEEDING, State.COMPLETED) and self.last_response is not None:
+            self._transmit(self.last_response)
+
+    def receive_ack(self) -> bool:
+        """An ACK with this transaction's branch. True when it was ours to absorb: the ACK of a
+        non-2xx response. In Accepted state the ACK belongs to the dialog (a peer that reused the
+        INVITE's branch for its 2xx ACK), so False."""
+        if self.state is State.COMPLETED:
+            self.state = State.CONFIRMED
+            self._cancel(self._timer, self._timer_h)
+            if self.reliable:
+                self._terminate()
+            else:
+                self._timer = self._loop.call_later(self.timers.t4, self._terminate)  # Timer I
+            return True
+        return self.state in (State.CONFIRMED, State.TERMINATED)
+
+    def close(self) -> None:
+        self._terminate()
+
+    def _transmit(self, response: Response) -> None:
+        try:
+            self._send(response)
+        except Exception as exc:
+            # §17.2.4: a transport failure ends the transaction; the TU learns from its state.
+            log.info("INVITE server transaction %s: cannot send %s: %s", self.key, response.status, exc)
+            self._terminate()
+
+    def _on_timer_g(self) -> None:
+        if self.state is not State.COMPLETED or self.last_response is None:
+            return
+        self._interval = min(2 * self._interval, self.timers.t2)
+        self._timer = self._loop.call_later(self._interval, self._on_timer_g)
+        self.response_retransmissions += 1
+        self._transmit(self.last_response)
+
+    def _on_timer_h(self) -> None:
+        if self.state is State.COMPLETED:
+            self.timed_out = True
+            self._terminate()
+
+    def _terminate(self) -> None:
+        if self.state is State.TERMINATED:
+            return
+        self.state = State.TERMINATED
+        self._cancel(self._timer, self._timer_h)
+        if self._on_terminated is not None:
+            self._on_terminated(self)
+
+    @staticmethod
+    def _cancel(*handles: asyncio.TimerHandle | None) -> None:
+        for handle in handles:
+            if handle is not None:
+                handle.cancel()

@@ -1,8 +1,11 @@
 """SIP transport layer (RFC 3261 §18) over asyncio: one UDP socket, TCP connections, dispatch.
 
 A ``SipEndpoint`` sends requests through client transactions and hands incoming requests to a
-pluggable handler (the SIP edge puts REGISTER/INVITE/MESSAGE logic there). Garbage on the wire
-is logged and dropped; it never reaches the handler nor stops the endpoint.
+pluggable handler (the SIP edge puts REGISTER/INVITE logic there). INVITEs get an INVITE server
+transaction (100 Trying at once); ``answer`` turns one into a call that ends with a BYE. ACKs,
+CANCELs and requests inside a dialog are the endpoint's own business and never reach the
+handler. Garbage on the wire is logged and dropped; it never reaches the handler nor stops the
+endpoint.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Self
 
+from .dialog import Dialog, DialogId, ServerCall
 from .message import (
     BRANCH_MAGIC,
     Message,
@@ -32,6 +36,7 @@ from .transaction import (
     DEFAULT_TIMERS,
     ClientKey,
     ClientTransaction,
+    InviteServerTransaction,
     ServerKey,
     ServerTransaction,
     State,
@@ -45,6 +50,7 @@ log = logging.getLogger(__name__)
 Address = tuple[str, int]
 TRANSPORTS = ("udp", "tcp")
 MAX_UDP_PAYLOAD = 65_507
+USER_AGENT = "SIPGatewayPortal/1.0"
 
 
 class TransportError(Exception):
@@ -64,6 +70,8 @@ class EndpointStats:
     dropped: int = 0  # unparseable input
     stray_responses: int = 0  # no transaction (late, or not ours)
     absorbed: int = 0  # retransmitted final responses swallowed by their transaction
+    throttled: int = 0  # packets refused by the admission check (flood control)
+    stray_acks: int = 0  # ACKs matching neither a transaction nor a call
 
 
 @dataclass
@@ -76,6 +84,7 @@ class IncomingRequest:
     _send: Callable[[Response], None] = field(repr=False)
     responded: bool = False
     final_sent: bool = False
+    _connection: _StreamConnection | None = field(default=None, repr=False)
 
     def respond(
         self,
@@ -159,7 +168,10 @@ class _StreamConnection(asyncio.Protocol):
             self.close()
             return
         for message in messages:
-            self._endpoint._dispatch(message, self.peer or ("", 0), "tcp", self)
+            source = self.peer or ("", 0)
+            if not self._endpoint._admit(source):
+                continue
+            self._endpoint._dispatch(message, source, "tcp", self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -211,6 +223,8 @@ class SipEndpoint:
         handler: RequestHandler | None = None,
         tcp_listen: bool = False,
         tcp_idle_timeout: float = 64.0,
+        admit: Callable[[str], bool] | None = None,
+        user_agent: str = USER_AGENT,
     ) -> None:
         self.host = host
         self.port = port
@@ -219,13 +233,17 @@ class SipEndpoint:
         self.handler = handler
         self.tcp_listen = tcp_listen
         self.tcp_idle_timeout = tcp_idle_timeout
+        # Called with the source IP of every packet before it is parsed; False drops it.
+        self.admit = admit
+        self.user_agent = user_agent
         self.stats = EndpointStats()
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp_server: asyncio.Server | None = None
         self._connections: dict[Address, _StreamConnection] = {}
         self._connecting: dict[Address, asyncio.Future[_StreamConnection]] = {}
         self._clients: dict[ClientKey, ClientTransaction] = {}
-        self._servers: dict[ServerKey, ServerTransaction] = {}
+        self._servers: dict[ServerKey, ServerTransaction | InviteServerTransaction] = {}
+        self._calls: dict[DialogId, ServerCall] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -267,6 +285,8 @@ class SipEndpoint:
             transaction.fail(closed)
         for server in list(self._servers.values()):
             server.close()
+        for call in list(self._calls.values()):
+            call.close()
         for task in list(self._tasks):
             task.cancel()
         for pending in list(self._connecting.values()):
@@ -420,9 +440,17 @@ class SipEndpoint:
 
     # -- incoming ------------------------------------------------------------------------------
 
+    def _admit(self, source: Address) -> bool:
+        if self.admit is None or self.admit(source[0]):
+            return True
+        self.stats.throttled += 1
+        return False
+
     def _on_datagram(self, data: bytes, source: Address) -> None:
         # CRLF keepalives and STUN binding requests (RFC 5626 §3.5) are not SIP: ignore quietly.
         if not data.strip(b"\r\n") or data[:1] in (b"\x00", b"\x01"):
+            return
+        if not self._admit(source):
             return
         try:
             message = parse_message(data)
@@ -469,33 +497,127 @@ class SipEndpoint:
         self.stats.requests_received += 1
         _stamp_via(request, source)
         key = server_key(request)
+        if request.method == "ACK":
+            self._on_ack(request, key)
+            return
         if key is not None and key in self._servers:
             self._servers[key].receive_retransmission()
-            return
-        if request.method == "ACK":
-            # ACK has no transaction of its own; INVITE handling (later) consumes it.
-            if self.handler is not None:
-                self._call_handler(IncomingRequest(request, source, transport, _no_response))
             return
 
         def send(response: Response) -> None:
             self._send_response(response, transport, connection)
 
-        server: ServerTransaction | None = None
-        if key is not None and request.method != "INVITE":
-            server = ServerTransaction(
-                request,
-                send=send,
-                reliable=transaction_is_reliable(transport),
-                timers=self.timers,
-                on_terminated=self._server_terminated,
+        reliable = transaction_is_reliable(transport)
+        server: ServerTransaction | InviteServerTransaction | None = None
+        if request.method == "INVITE":
+            server = InviteServerTransaction(
+                request, send=send, reliable=reliable, timers=self.timers, on_terminated=self._server_terminated
             )
+        elif key is not None:
+            server = ServerTransaction(
+                request, send=send, reliable=reliable, timers=self.timers, on_terminated=self._server_terminated
+            )
+        if server is not None and key is not None:
             self._servers[key] = server
-        incoming = IncomingRequest(request, source, transport, server.respond if server is not None else send)
+        incoming = IncomingRequest(
+            request, source, transport, server.respond if server is not None else send, _connection=connection
+        )
+        if isinstance(server, InviteServerTransaction):
+            server.incoming = incoming  # for a CANCEL to answer 487
+            server.start()
+        if request.method == "CANCEL":
+            self._on_cancel(incoming, key)
+            return
+        to_tag = _to_tag(request)
+        if to_tag is not None and request.method != "REGISTER":
+            self._on_in_dialog(incoming, to_tag)
+            return
         if self.handler is None:
             incoming.respond(501)
             return
         self._call_handler(incoming)
+
+    def _on_ack(self, request: Request, key: ServerKey | None) -> None:
+        server = self._servers.get(key) if key is not None else None
+        if isinstance(server, InviteServerTransaction) and server.receive_ack():
+            return  # the ACK of a non-2xx response: the transaction's (§17.2.1)
+        call = self._calls.get(_dialog_id(request, _to_tag(request)))
+        if call is not None:
+            call.receive_ack(request)  # the ACK of a 2xx: the dialog's (§13.3.1.4)
+            return
+        self.stats.stray_acks += 1
+
+    def _on_cancel(self, incoming: IncomingRequest, key: ServerKey | None) -> None:
+        """§9.2: a CANCEL matches the INVITE transaction of the same branch; while that is still
+        without a final response it gets 487, and the CANCEL itself always gets 200."""
+        invite = self._servers.get((key[0], key[1], "INVITE")) if key is not None else None
+        if not isinstance(invite, InviteServerTransaction):
+            incoming.respond(481)
+            return
+        incoming.respond(200)
+        pending = invite.incoming
+        if invite.state is State.PROCEEDING and pending is not None and not pending.final_sent:
+            pending.respond(487)
+
+    def _on_in_dialog(self, incoming: IncomingRequest, to_tag: str) -> None:
+        """A request with a To tag belongs to a dialog (§12.2.2): ours, or none (481)."""
+        request = incoming.request
+        call = self._calls.get(_dialog_id(request, to_tag))
+        if call is None:
+            incoming.respond(481, to_tag=to_tag)
+        elif request.method == "BYE":
+            incoming.respond(200, to_tag=to_tag)
+            call.receive_bye()
+        else:
+            # Our calls carry no media and last a moment: nothing to modify, refresh or inform.
+            incoming.respond(501, to_tag=to_tag)
+
+    def answer(
+        self,
+        incoming: IncomingRequest,
+        *,
+        body: bytes = b"",
+        content_type: str = "application/sdp",
+        headers: list[tuple[str, str]] | None = None,
+    ) -> ServerCall:
+        """Answer an INVITE with 200 OK (Contact = this endpoint) and keep the call until it is
+        hung up: the returned ``ServerCall`` retransmits the 2xx until the ACK and sends the BYE.
+        Raises ValueError when the INVITE cannot found a dialog (answer it 400 instead)."""
+        request = incoming.request
+        if request.method != "INVITE":
+            raise ValueError("only an INVITE can be answered with a call")
+        local_tag = new_tag()
+        dialog = Dialog.from_invite(request, local_tag=local_tag)
+        contact_params = ";transport=tcp" if incoming.transport == "tcp" else ""
+        extra = [
+            ("Contact", f"<sip:edge@{self.advertised_host}:{self.port}{contact_params}>"),
+            ("User-Agent", self.user_agent),
+            *(headers or ()),
+        ]
+        if body:
+            extra.append(("Content-Type", content_type))
+        response = make_response(request, 200, to_tag=local_tag, headers=extra, body=body)
+        incoming.send(response)
+
+        def send(retransmitted: Response) -> None:
+            self._send_response(retransmitted, incoming.transport, incoming._connection)
+
+        call = ServerCall(
+            self,
+            dialog,
+            response,
+            send=send,
+            transport=incoming.transport,
+            peer=incoming.source,
+            timers=self.timers,
+            on_ended=self._call_ended,
+        )
+        self._calls[dialog.id] = call
+        return call
+
+    def _call_ended(self, call: ServerCall) -> None:
+        if self._calls.get(call.dialog.id) is call:
+            del self._calls[call.dialog.id]
 
     def _call_handler(self, incoming: IncomingRequest) -> None:
         assert self.handler is not None
@@ -527,7 +649,7 @@ class SipEndpoint:
             except Exception:
                 log.exception("could not send 500")
 
-    def _server_terminated(self, server: ServerTransaction) -> None:
+    def _server_terminated(self, server: ServerTransaction | InviteServerTransaction) -> None:
         if server.key is not None and self._servers.get(server.key) is server:
             del self._servers[server.key]
 
@@ -548,8 +670,19 @@ def transaction_is_reliable(transport: str) -> bool:
     return transport != "udp"
 
 
-def _no_response(response: Response) -> None:
-    raise RuntimeError("ACK is never answered")
+def _to_tag(request: Request) -> str | None:
+    try:
+        return request.to.tag
+    except ValueError:
+        return None
+
+
+def _dialog_id(request: Request, to_tag: str | None) -> DialogId:
+    try:
+        from_tag = request.from_.tag or ""
+    except ValueError:
+        from_tag = ""
+    return request.call_id, to_tag or "", from_tag
 
 
 def _stamp_via(request: Request, source: Address) -> None:
