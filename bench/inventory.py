@@ -21,6 +21,7 @@ import math
 import os
 import random
 import re
+import resource
 import secrets
 import statistics
 import sys
@@ -374,6 +375,22 @@ def _device_lines(*, devices, sizes, regions, domains, rng, at, vendors, models_
         )
 
 
+def cpu_seconds() -> tuple[float, float]:
+    """CPU seconds of this process and of its PostgreSQL backend (-1 if that one is not ours to read)."""
+    from django.db import connection
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        backend = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        backend = -1.0
+    return usage.ru_utime + usage.ru_stime, backend
+
+
 # --- measuring ---------------------------------------------------------------------------------
 
 
@@ -480,9 +497,14 @@ def main() -> None:
         print(f"reusing {args.devices:,} devices across {args.tenants} tenants (no seeding)")
     else:
         print(f"seeding {args.devices:,} devices across {args.tenants} tenants …", flush=True)
+        cpu = cpu_seconds()
         phases = seed(devices=args.devices, tenants=args.tenants, rng=random.Random(args.seed))
+        cpu = [after - before for before, after in zip(cpu, cpu_seconds(), strict=True)]
         detail = ", ".join(f"{phase} {seconds:.1f} s" for phase, seconds in phases.items())
         print(f"seeded in {sum(phases.values()):.1f} s ({detail}); load average {os.getloadavg()[0]:.1f}")
+        # What a busy machine cannot stretch: the work itself (index builds' parallel workers aside).
+        print(f"  CPU: this process {cpu[0]:.1f} s, its PostgreSQL session " + (
+            f"{cpu[1]:.1f} s" if cpu[1] >= 0 else "unknown (server not on this machine)"))
 
     # The tenant in the middle by size is what a typical admin sees; the largest, the worst case.
     by_size = list(Tenant.objects.annotate(n=Count("devices")).order_by("n", "id").values_list("id", "n"))
