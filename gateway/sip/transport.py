@@ -249,6 +249,23 @@ class SipEndpoint:
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def start(self) -> None:
+        # With port 0 the kernel picks a free UDP port, which TCP may hold already: pick again.
+        attempts = 20 if self.port == 0 and self.tcp_listen else 1
+        requested = self.port
+        for attempt in range(attempts):
+            self.port = requested
+            await self._bind_udp()
+            if not self.tcp_listen:
+                return
+            try:
+                await self._listen_tcp()
+                return
+            except TransportError:
+                await self.close()
+                if attempt == attempts - 1:
+                    raise
+
+    async def _bind_udp(self) -> None:
         loop = asyncio.get_running_loop()
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
@@ -264,20 +281,18 @@ class SipEndpoint:
         transport, _ = await loop.create_datagram_endpoint(lambda: _UdpProtocol(self), sock=sock)
         self._udp = transport
         self.port = sock.getsockname()[1]
-        if self.tcp_listen:
-            try:
-                self._tcp_server = await loop.create_server(
-                    lambda: _StreamConnection(self),
-                    self.host,
-                    self.port,
-                    reuse_address=True,
-                )
-            except OSError as exc:
-                await self.close()
-                raise TransportError(
-                    f"cannot listen on TCP {self.host}:{self.port}: {exc}",
-                    permanent=True,
-                ) from exc
+
+    async def _listen_tcp(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            self._tcp_server = await loop.create_server(
+                lambda: _StreamConnection(self),
+                self.host,
+                self.port,
+                reuse_address=True,
+            )
+        except OSError as exc:
+            raise TransportError(f"cannot listen on TCP {self.host}:{self.port}: {exc}", permanent=True) from exc
 
     async def close(self) -> None:
         closed = TransportError("endpoint closed")
