@@ -98,7 +98,7 @@ def _check_decodes(data: bytes, encoding: str, piece: int = 1 << 20) -> None:
             decoder.decode(data[start : start + piece], final=start + piece >= len(data))
         except UnicodeDecodeError as exc:
             position = start + exc.start
-            line = data.count(b"\n", 0, position) + 1
+            line = data[:position].decode(encoding, errors="replace").count("\n") + 1  # a rare path: may copy
             name = "UTF-16" if encoding == "utf-16" else "UTF-8"
             raise _reject(
                 f"The file is not {name} text: line {line} has a byte that is not (0x{data[position]:02X}). "

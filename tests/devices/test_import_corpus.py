@@ -144,6 +144,9 @@ BAD = {
         (None, "", f"The file is not UTF-8 text: line 2 has a byte that is not (0xFC). {RESAVE}")
     ],
     "bad_utf16_without_bom.csv": [(None, "", f"The file looks like UTF-16 without a byte order mark. {RESAVE}")],
+    "bad_utf16_odd_length.csv": [
+        (None, "", f"The file is not UTF-16 text: line 3 has a byte that is not (0x67). {RESAVE}")
+    ],
 }
 
 
