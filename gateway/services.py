@@ -93,8 +93,13 @@ def device_commands_send(*, command_ids: list[int]) -> list[int]:
         status, reason = _final(outcome)
         attempts.append(
             DeviceCommandAttempt(
-                command=command, contact_uri=target.contact_uri, transport=target.transport, outcome=status,
-                sip_status=outcome.status, reason=reason[:255], retransmissions=outcome.retransmissions,
+                command=command,
+                contact_uri=target.contact_uri,
+                transport=target.transport,
+                outcome=status,
+                sip_status=outcome.status,
+                reason=reason[:255],
+                retransmissions=outcome.retransmissions,
             )
         )
         transient = status == CommandStatus.UNREACHABLE and outcome.status is None and not outcome.permanent
@@ -105,16 +110,27 @@ def device_commands_send(*, command_ids: list[int]) -> list[int]:
     for command in not_registered:
         finals[(CommandStatus.UNREACHABLE, None, "not registered")].append(command.pk)
     with transaction.atomic():
-        DeviceCommandAttempt.objects.bulk_create(attempts, batch_size=1000)
-        mine = DeviceCommand.objects.filter(status=CommandStatus.SENDING, claimed_at=claim)
-        tried = [a.command_id for a in attempts]
-        # One UPDATE per distinct result, not per command; only while our claim still holds.
+        # Only what we still hold: if our lease ran out and another worker took a command over,
+        # its outcome is that worker's to record, so each command ends final exactly once.
+        held = set(
+            DeviceCommand.objects.select_for_update()
+            .filter(pk__in=list(by_id), status=CommandStatus.SENDING, claimed_at=claim)
+            .values_list("pk", flat=True)
+        )
+        DeviceCommandAttempt.objects.bulk_create([a for a in attempts if a.command_id in held], batch_size=1000)
+        mine = DeviceCommand.objects.filter(pk__in=held)
+        # One UPDATE per distinct result, not per command.
         for (status, sip_status, reason), ids in finals.items():
             mine.filter(pk__in=ids).update(
                 status=status, sip_status=sip_status, reason=reason, finished_at=now, updated_at=now
             )
-        mine.filter(pk__in=retry).update(status=CommandStatus.QUEUED, claimed_at=None, updated_at=now)
-        DeviceCommand.objects.filter(pk__in=tried).update(attempt_count=F("attempt_count") + 1)
+        mine.filter(pk__in=retry).update(
+            status=CommandStatus.QUEUED, claimed_at=None, updated_at=now, attempt_count=F("attempt_count") + 1
+        )
+        mine.exclude(pk__in=retry).filter(pk__in=[a.command_id for a in attempts]).update(
+            attempt_count=F("attempt_count") + 1
+        )
+    retry = [pk for pk in retry if pk in held]
     log.info("NOTIFY batch: %d commands, %d retry later", len(commands), len(retry))
     return retry
 

@@ -94,3 +94,10 @@ def celery_worker(transactional_db):
     worker.stop()
     if worker.log_path.exists():
         worker.log_path.unlink()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items):
+    """Browser tests last: Playwright's sync API leaves an event loop on the main thread until the
+    session ends, and asyncio.run() in any later test (the SIP core's) would refuse to start."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)

@@ -115,9 +115,7 @@ def test_asking_again_while_a_restart_is_in_flight_returns_the_same_command(admi
 def test_bulk_restart_makes_one_command_per_device_of_the_tenant_only(admin_a, admin_b, tmp_path):
     mine = [DeviceFactory(tenant=admin_a.tenant) for _ in range(3)]
     theirs = DeviceFactory(tenant=admin_b.tenant)
-    response = admin_a.api.post(
-        "/api/v1/devices/restart/", {"ids": [d.pk for d in mine] + [theirs.pk]}, format="json"
-    )
+    response = admin_a.api.post("/api/v1/devices/restart/", {"ids": [d.pk for d in mine] + [theirs.pk]}, format="json")
     assert response.status_code == 202
     assert sorted(c["device"] for c in response.json()["results"]) == sorted(d.pk for d in mine)
     assert not DeviceCommand.objects.filter(device=theirs).exists()

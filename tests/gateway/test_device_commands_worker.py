@@ -41,13 +41,18 @@ def test_a_restart_asked_through_the_api_is_sent_by_the_worker(admin_a, celery_w
 def test_killing_the_worker_mid_fan_out_still_ends_every_command_final_exactly_once(admin_a, tmp_path):
     fleet = 1000
     model = device_model("Yealink", "T54W")
-    # Phones answer after 100 ms, a task sends 100 with 20 in flight, the worker runs two tasks
-    # at a time: the fan-out lasts ~2.5 s, and statuses land a batch at a time.
-    with Sipp(str(FLEET_SCENARIO), workdir=tmp_path, calls=fleet * 3, linger_ms=100, trace=False) as sipp:
+    # Phones answer after 200 ms, a task sends 100 with 20 in flight (~1 s), the worker runs two
+    # tasks at a time: the fan-out lasts ~5 s, and statuses land a batch at a time.
+    with Sipp(str(FLEET_SCENARIO), workdir=tmp_path, calls=fleet * 3, linger_ms=200, trace=False) as sipp:
         Device.objects.bulk_create(
             [
-                Device(tenant=admin_a.tenant, mac=f"00-15-65-{i >> 16 & 255:02X}-{i >> 8 & 255:02X}-{i & 255:02X}",
-                       location="Floor", model=model, state=DeviceState.SIGNED_IN)
+                Device(
+                    tenant=admin_a.tenant,
+                    mac=f"00-15-65-{i >> 16 & 255:02X}-{i >> 8 & 255:02X}-{i & 255:02X}",
+                    location="Floor",
+                    model=model,
+                    state=DeviceState.SIGNED_IN,
+                )
                 for i in range(fleet)
             ]
         )
@@ -58,7 +63,7 @@ def test_killing_the_worker_mid_fan_out_still_ends_every_command_final_exactly_o
         env = {
             "SIP_T1": "0.05",
             "SIP_NOTIFY_CONCURRENCY": "20",
-            "DEVICE_COMMAND_LEASE_SECONDS": "3",  # longer than one batch takes
+            "DEVICE_COMMAND_LEASE_SECONDS": "6",  # well beyond what one batch takes
             "DEVICE_COMMAND_RESUME_SECONDS": "1",  # the beat sweeper that re-enqueues what a dead worker held
         }
         purge_broker()
@@ -67,7 +72,9 @@ def test_killing_the_worker_mid_fan_out_still_ends_every_command_final_exactly_o
             response = admin_a.api.post("/api/v1/devices/restart/", {"ids": ids}, format="json")
             assert response.status_code == 202
             commands = DeviceCommand.objects.filter(tenant=admin_a.tenant)
-            wait_until(lambda: commands.filter(status=CommandStatus.SENT).count() >= 200, timeout=30, what="first sends")
+            wait_until(
+                lambda: commands.filter(status=CommandStatus.SENT).exists(), timeout=30, what="first sends"
+            )
         finally:
             first.kill()
         unfinished = commands.filter(status__in=[CommandStatus.QUEUED, CommandStatus.SENDING]).count()
@@ -75,8 +82,11 @@ def test_killing_the_worker_mid_fan_out_still_ends_every_command_final_exactly_o
 
         second = CeleryWorker(extra_env=env, beat=True).start()
         try:
-            wait_until(lambda: not commands.filter(status__in=[CommandStatus.QUEUED, CommandStatus.SENDING]).exists(),
-                       timeout=60, what="every command final after the restart")
+            wait_until(
+                lambda: not commands.filter(status__in=[CommandStatus.QUEUED, CommandStatus.SENDING]).exists(),
+                timeout=60,
+                what="every command final after the restart",
+            )
         finally:
             second.stop()
     assert commands.count() == fleet
