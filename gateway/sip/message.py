@@ -607,6 +607,7 @@ REASON_PHRASES = {
     408: "Request Timeout",
     415: "Unsupported Media Type",
     420: "Bad Extension",
+    423: "Interval Too Brief",
     481: "Call/Transaction Does Not Exist",
     482: "Loop Detected",
     483: "Too Many Hops",
