@@ -40,7 +40,7 @@ def code_decrypt(token: str) -> str:
 
 
 def code_digest(code: str) -> bytes:
-    return hmac.new(_current()[1], code.encode(), hashlib.sha256).digest()
+    return hmac.digest(_current()[1], code.encode(), "sha256")
 
 
 @lru_cache(maxsize=4)
