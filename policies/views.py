@@ -2,6 +2,7 @@
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -189,20 +190,24 @@ def devices_assign(request: HttpRequest) -> HttpResponse:
         for kind, label in PolicyKind.choices
     ]
     if request.POST.get("confirm"):
-        chosen = {
-            p.pk: p for p in policies if str(p.pk) in {request.POST.get(f"policy_{k}", "") for k in PolicyKind.values}
-        }
+        by_pk = {str(p.pk): p for p in policies}
+        chosen = [by_pk[v] for k in PolicyKind.values if (v := request.POST.get(f"policy_{k}", "")) in by_pk]
         if not chosen:
             messages.error(request, "Choose at least one policy to assign.")
         else:
             try:
-                raised = sum(
-                    services.policy_assign(policy=p, actor=request.actor, devices=ids).raised for p in chosen.values()
-                )
+                with transaction.atomic():  # all the kinds chosen, or none
+                    raised = [services.policy_assign(policy=p, actor=request.actor, devices=ids).raised for p in chosen]
             except ValidationError as error:
                 messages.error(request, " ".join(error.messages))
             else:
-                names = ", ".join(f'"{p}"' for p in chosen.values())
-                messages.success(request, f"{names} assigned to {_plural(len(ids), 'device')}. {_raised_text(raised)}")
+                names = ", ".join(f'"{p}"' for p in chosen)
+                text = f"{names} assigned to {_plural(len(ids), 'device')}."
+                if len(chosen) == 1:
+                    text += f" {_raised_text(raised[0])}"
+                else:  # a device may change with several kinds: say it per policy
+                    counts = ", ".join(f'{_plural(n, "device")} by "{p}"' for p, n in zip(chosen, raised, strict=True))
+                    text += f" Settings changed: {counts}; phones get them at their next registration refresh."
+                messages.success(request, text)
                 return redirect(next_url)
     return render(request, "policies/assign_devices.html", {"ids": ids, "kinds": kinds, "next": next_url})
