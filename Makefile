@@ -42,6 +42,8 @@ test: $(VENV)/.test-installed services
 	DATABASE_URL=$(TEST_DATABASE_URL) \
 	CELERY_BROKER_URL=$(TEST_REDIS_URL)/15 \
 	CACHE_URL=$(TEST_REDIS_URL)/14 \
+	CACHE_KEY_PREFIX=test-$$$$ \
+	CELERY_TASK_DEFAULT_QUEUE=test-$$$$ \
 	SECRET_KEY=test-only-secret-key \
 	$(BIN)/pytest -c tests/pytest.ini $(PYTEST_ARGS)
 

@@ -97,7 +97,13 @@ AUTH_PASSWORD_VALIDATORS = [
 # Shared between processes (rate limits, lockouts): Redis in production, files by default.
 CACHE_URL = envstr("CACHE_URL", "")
 if CACHE_URL.startswith("redis://"):
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}}
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            "KEY_PREFIX": envstr("CACHE_KEY_PREFIX", ""),
+        }
+    }
 else:
     CACHES = {
         "default": {
@@ -154,6 +160,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", 3600)}
 CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", False)
+# Test runs side by side on one Redis each use a queue of their own (make test sets it).
+CELERY_TASK_DEFAULT_QUEUE = envstr("CELERY_TASK_DEFAULT_QUEUE", "celery")
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -216,7 +224,7 @@ TRUST_X_FORWARDED_FOR = envbool("TRUST_X_FORWARDED_FOR", False)
 # fan-out writes commands CHUNK devices per transaction and sends them BATCH per worker task.
 POLICY_SYNC_MIN_INTERVAL_SECONDS = envint("POLICY_SYNC_MIN_INTERVAL_SECONDS", 300)
 POLICY_SYNC_CHUNK = envint("POLICY_SYNC_CHUNK", 10000)
-POLICY_SYNC_BATCH = envint("POLICY_SYNC_BATCH", 500)
+POLICY_SYNC_BATCH = envint("POLICY_SYNC_BATCH", 1000)
 
 INVENTORY_PAGE_SIZE = envint("INVENTORY_PAGE_SIZE", 50)
 # CSV imports check, stage and write this many rows at a time, and report progress after each batch.

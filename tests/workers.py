@@ -27,7 +27,8 @@ def test_database_url() -> str:
 
 
 def purge_broker() -> None:
-    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
+    """Drop what earlier tests of this run left in the run's own queue (never other runs')."""
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(settings.CELERY_TASK_DEFAULT_QUEUE)
 
 
 class CeleryWorker:
@@ -50,7 +51,8 @@ class CeleryWorker:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "portal", "worker", "--loglevel=INFO",
-             "--pool=threads", f"--concurrency={self.concurrency}", "--without-gossip", "--without-mingle",
+             "--pool=threads", f"--concurrency={self.concurrency}", f"--queues={settings.CELERY_TASK_DEFAULT_QUEUE}",
+             "--without-gossip", "--without-mingle",
              "--without-heartbeat", "-n", f"test-{os.getpid()}-{time.monotonic_ns()}@%h",
              *(["--beat", f"--schedule={self.log_path.with_suffix('.beat')}"] if self.beat else [])],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
