@@ -23,10 +23,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from datetime import UTC, datetime
 
+import redis
 from django.db import close_old_connections, connections
 
 from gateway import phone_services
 from gateway.phone_services import PhoneRefused
+from gateway.relay import EdgeRelay, binding_record, new_instance
 from gateway.sip.flood import TokenBuckets
 from gateway.sip.message import NameAddr, SipUri, split_values
 from gateway.sip.pager import send_text_message
@@ -68,6 +70,7 @@ class SipEdge:
         flood: TokenBuckets | None = None,
         db_threads: int = 8,
         max_pending: int = 1000,
+        relay: redis.Redis | None = None,
     ) -> None:
         self.sign_in_code = sign_in_code
         self.sign_out_code = sign_out_code
@@ -90,6 +93,11 @@ class SipEdge:
         self._pending = 0
         self._db_threads = db_threads
         self._pool: ThreadPoolExecutor | None = None
+        # With Redis, workers hand this edge the NOTIFYs of the phones it registered (gateway.relay).
+        self.instance = new_instance()
+        self.relay = EdgeRelay(self.endpoint, instance=self.instance, redis_client=relay) if relay else None
+        self._relay_stop = asyncio.Event()
+        self._relay_task: asyncio.Task | None = None
 
     @property
     def address(self) -> tuple[str, int]:
@@ -98,10 +106,16 @@ class SipEdge:
     async def start(self) -> None:
         self._pool = ThreadPoolExecutor(self._db_threads, thread_name_prefix="sip-edge-db")
         await self.endpoint.start()
+        if self.relay is not None:
+            self._relay_task = asyncio.create_task(self.relay.run(self._relay_stop))
 
     async def stop(self, *, drain: float = 5.0) -> None:
         """Refuse new work, let calls in progress end (up to ``drain`` seconds), then close."""
         self.stopping = True
+        if self._relay_task is not None:
+            self._relay_stop.set()
+            await asyncio.to_thread(self.relay.wake)
+            await self._relay_task
         tasks = set(self.endpoint._tasks)
         if tasks:
             await asyncio.wait(tasks, timeout=drain)
@@ -110,11 +124,14 @@ class SipEdge:
             await asyncio.to_thread(_close_pool, self._pool, self._db_threads)
             self._pool = None
 
-    async def _db(self, fn: Callable, /, **kwargs):
+    async def _db(self, fn: Callable, /, *args, **kwargs):
         """Run a service on the pool: blocking ORM calls never stall the loop."""
         assert self._pool is not None
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, functools.partial(_in_thread, fn, kwargs))
+        return await loop.run_in_executor(self._pool, functools.partial(_in_thread, fn, args, kwargs))
+
+    async def _bind(self, service: Callable, /, **kwargs):
+        return await self._db(_bound, service, self.instance, **kwargs)
 
     # -- dispatch --------------------------------------------------------------------------------
 
@@ -156,7 +173,7 @@ class SipEdge:
             # §10.2.2: "*" only alone and only with Expires: 0.
             if len(values) > 1 or header_expires != 0:
                 raise _Reject(400)
-            result = await self._db(phone_services.registration_remove, sip_user=sip_user, contact_uri=None)
+            result = await self._bind(phone_services.registration_remove, sip_user=sip_user, contact_uri=None)
         elif not values:
             result = await self._db(phone_services.registration_current, sip_user=sip_user)
         else:
@@ -171,12 +188,14 @@ class SipEdge:
             if len(contact.uri) > 255:
                 raise _Reject(400)
             if requested == 0:
-                result = await self._db(phone_services.registration_remove, sip_user=sip_user, contact_uri=contact.uri)
+                result = await self._bind(
+                    phone_services.registration_remove, sip_user=sip_user, contact_uri=contact.uri
+                )
             elif requested < MIN_EXPIRES:
                 raise _Reject(423, [("Min-Expires", str(MIN_EXPIRES))])
             else:
                 host, port = incoming.source
-                result = await self._db(
+                result = await self._bind(
                     phone_services.registration_store,
                     sip_user=sip_user,
                     contact_uri=contact.uri,
@@ -296,10 +315,18 @@ def _close_pool(pool: ThreadPoolExecutor, threads: int) -> None:
     pool.shutdown(wait=True)
 
 
-def _in_thread(fn: Callable, kwargs: dict):
+def _in_thread(fn: Callable, args: tuple, kwargs: dict):
     # What Django does around each request: drop a connection that is broken or past its age.
     close_old_connections()
-    return fn(**kwargs)
+    return fn(*args, **kwargs)
+
+
+def _bound(service: Callable, instance: str, **kwargs):
+    """A registration service, then the note that this edge holds (or no longer holds) the binding."""
+    result = service(**kwargs)
+    if result is not None:
+        binding_record(device_id=result.device_id, instance=instance, expires_in=result.expires_in)
+    return result
 
 
 def _user_of(value: str | None) -> str | None:

@@ -12,7 +12,8 @@ from django.utils import timezone
 
 from devices.choices import CommandStatus
 from devices.models import DeviceCommand, DeviceCommandAttempt
-from gateway.sip.notify import REJECTED, SENT, NotifyOutcome, NotifyTarget, notify_many
+from gateway.relay import notify_via_edges
+from gateway.sip.notify import REJECTED, SENT, NotifyOutcome, NotifyTarget
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +77,10 @@ def device_commands_send(*, command_ids: list[int]) -> list[int]:
             not_registered.append(command)
     events = {command.pk: command.event for command in commands}
     outcomes = (
-        notify_many(
+        notify_via_edges(
             targets,
             lambda target: events[target.key],
+            devices={command.pk: command.device_id for command in commands},
             t1=settings.SIP_T1,
             local_host=settings.SIP_NOTIFY_HOST,
             concurrency=settings.SIP_NOTIFY_CONCURRENCY,

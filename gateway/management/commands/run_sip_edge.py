@@ -4,6 +4,7 @@ import signal
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from gateway import relay
 from gateway.edge import SipEdge, run
 from gateway.sip.flood import TokenBuckets
 from gateway.sip.transaction import Timers
@@ -50,6 +51,7 @@ class Command(BaseCommand):
             sign_out_code=settings.FEATURE_CODE_SIGN_OUT,
             flood=TokenBuckets(rate=rate, burst=max(options["flood_burst"], 1)) if rate > 0 else None,
             db_threads=options["db_threads"],
+            relay=relay.client(),
         )
         try:
             asyncio.run(self._serve(edge))
