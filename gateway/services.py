@@ -31,14 +31,16 @@ def device_commands_claim(*, command_ids: list[int]) -> tuple[list[DeviceCommand
     now = timezone.now()
     stale = now - timedelta(seconds=settings.DEVICE_COMMAND_LEASE_SECONDS)
     with transaction.atomic():
-        ids = list(
+        claimed = list(
             DeviceCommand.objects.filter(pk__in=command_ids)
             .filter(Q(status=CommandStatus.QUEUED) | Q(status=CommandStatus.SENDING, claimed_at__lt=stale))
-            .select_for_update(skip_locked=True)
-            .values_list("pk", flat=True)
+            .select_related("device")
+            .select_for_update(skip_locked=True, of=("self",))
+            .order_by("id")
         )
-        DeviceCommand.objects.filter(pk__in=ids).update(status=CommandStatus.SENDING, claimed_at=now, updated_at=now)
-    claimed = list(DeviceCommand.objects.filter(pk__in=ids).select_related("device").order_by("id"))
+        DeviceCommand.objects.filter(pk__in=[c.pk for c in claimed]).update(
+            status=CommandStatus.SENDING, claimed_at=now, updated_at=now
+        )
     return claimed, now
 
 
@@ -108,9 +110,9 @@ def device_commands_send(*, command_ids: list[int]) -> list[int]:
         if transient and command.attempt_count + 1 < settings.DEVICE_COMMAND_MAX_ATTEMPTS:
             retry.append(command.pk)
         else:
-            finals[(status, outcome.status, reason[:255])].append(command.pk)
+            finals[(status, outcome.status, reason[:255], True)].append(command.pk)
     for command in not_registered:
-        finals[(CommandStatus.UNREACHABLE, None, "not registered")].append(command.pk)
+        finals[(CommandStatus.UNREACHABLE, None, "not registered", False)].append(command.pk)
     with transaction.atomic():
         # Only what we still hold: if our lease ran out and another worker took a command over,
         # its outcome is that worker's to record, so each command ends final exactly once.
@@ -122,15 +124,13 @@ def device_commands_send(*, command_ids: list[int]) -> list[int]:
         DeviceCommandAttempt.objects.bulk_create([a for a in attempts if a.command_id in held], batch_size=1000)
         mine = DeviceCommand.objects.filter(pk__in=held)
         # One UPDATE per distinct result, not per command.
-        for (status, sip_status, reason), ids in finals.items():
+        for (status, sip_status, reason, attempted), ids in finals.items():
             mine.filter(pk__in=ids).update(
-                status=status, sip_status=sip_status, reason=reason, finished_at=now, updated_at=now
+                status=status, sip_status=sip_status, reason=reason, finished_at=now, updated_at=now,
+                attempt_count=F("attempt_count") + int(attempted),
             )
         mine.filter(pk__in=retry).update(
             status=CommandStatus.QUEUED, claimed_at=None, updated_at=now, attempt_count=F("attempt_count") + 1
-        )
-        mine.exclude(pk__in=retry).filter(pk__in=[a.command_id for a in attempts]).update(
-            attempt_count=F("attempt_count") + 1
         )
     retry = [pk for pk in retry if pk in held]
     log.info("NOTIFY batch: %d commands, %d retry later", len(commands), len(retry))

@@ -1,12 +1,15 @@
 """Restart and resync, from the API down to a real phone (SIPp) and back to the command's status."""
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from devices.choices import CommandStatus, DeviceState
 from devices.models import DeviceCommand
 from gateway.services import device_commands_send
 from tests.factories import DeviceFactory, device_model, registered
-from tests.gateway.sip.sipp import Sipp
+from tests.gateway.sip.sipp import Sipp, free_port
 
 pytestmark = pytest.mark.sipp
 
@@ -138,3 +141,36 @@ def test_a_restart_is_audited_with_who_asked(admin_a):
     event = admin_a.tenant.audit_events.get(action="device.restart")
     assert event.object_id == device.pk
     assert event.actor_type == "token"
+
+
+def test_a_transport_error_is_retried_and_then_the_command_is_unreachable(admin_a, settings):
+    settings.DEVICE_COMMAND_MAX_ATTEMPTS = 3
+    device = DeviceFactory(tenant=admin_a.tenant, model=device_model())
+    port = free_port()  # nothing listens there: the TCP connection is refused
+    registered(device, contact=f"sip:{device.sip_user}@127.0.0.1:{port};transport=tcp", transport="tcp")
+    command = restart(admin_a, device)
+    for attempt in (1, 2):
+        assert device_commands_send(command_ids=[command["id"]]) == [command["id"]]
+        stored = DeviceCommand.objects.get(pk=command["id"])
+        assert (stored.status, stored.attempt_count) == (CommandStatus.QUEUED, attempt)
+    assert device_commands_send(command_ids=[command["id"]]) == []
+    stored = DeviceCommand.objects.get(pk=command["id"])
+    assert (stored.status, stored.attempt_count) == (CommandStatus.UNREACHABLE, 3)
+    assert stored.attempts.count() == 3
+
+
+def test_a_command_another_worker_took_over_is_not_recorded_twice(admin_a, tmp_path):
+    with Sipp("phone_any_check_sync.xml", workdir=tmp_path) as sipp:
+        device = phone(admin_a.tenant, sipp)
+        command = restart(admin_a, device, kind="resync")
+        # Another worker claimed it after our lease ran out: its claim time differs from ours.
+        DeviceCommand.objects.filter(pk=command["id"]).update(
+            status=CommandStatus.SENDING, claimed_at=timezone.now() - timedelta(hours=1)
+        )
+        device_commands_send(command_ids=[command["id"]])  # takes it over, sends, records
+        stored = DeviceCommand.objects.get(pk=command["id"])
+        assert stored.status == CommandStatus.SENT
+        assert stored.attempts.count() == 1
+        # A late second run finds nothing it may claim and records nothing.
+        assert device_commands_send(command_ids=[command["id"]]) == []
+    assert DeviceCommand.objects.get(pk=command["id"]).attempts.count() == 1
