@@ -171,6 +171,9 @@ class DeviceCommandAttempt(models.Model):
     class Meta:
         ordering = ["id"]
 
+    def __str__(self) -> str:
+        return f"{self.outcome} {self.sip_status or ''} to {self.contact_uri}"
+
 
 class ImportJob(models.Model):
     """One CSV upload: validated as a whole, then written as a whole, or not at all.

@@ -88,7 +88,9 @@ def device_onboard(
     except IntegrityError:
         # Another request onboarded the same MAC between our check and our insert.
         owner = Device.objects.filter(mac=canonical).values_list("tenant_id", flat=True).first()
-        raise ValidationError({"mac": [f"{canonical} is {mac_owner_error(tenant=tenant, owner_tenant_id=owner)}"]}) from None
+        raise ValidationError(
+            {"mac": [f"{canonical} is {mac_owner_error(tenant=tenant, owner_tenant_id=owner)}"]}
+        ) from None
     return device
 
 
@@ -136,7 +138,6 @@ def device_delete(*, device: Device, actor: Actor) -> None:
 DEFAULT_EVENTS = {"resync": "check-sync", "reboot": "check-sync;reboot=true"}
 
 
-
 def command_event(device: Device, kind: str) -> str:
     """The `Event:` for this kind of command on this device's model (catalog data, not code)."""
     if kind == CommandKind.RESTART:
@@ -164,9 +165,7 @@ def _device_commands_create(*, tenant: Tenant, actor: Actor, kind: str, ids) -> 
     devices = list(Device.objects.filter(tenant=tenant, pk__in=list(ids)).select_related("model").order_by("id"))
     pending = {
         command.device_id: command
-        for command in DeviceCommand.objects.filter(
-            device__in=devices, kind=kind, status__in=PENDING_COMMAND_STATUSES
-        )
+        for command in DeviceCommand.objects.filter(device__in=devices, kind=kind, status__in=PENDING_COMMAND_STATUSES)
     }
     now = timezone.now()
     new = []
@@ -248,8 +247,13 @@ def import_job_run(*, job_id: int) -> ImportJob | None:
         status__in=RUNNING_IMPORT_STATUSES, progress_at__lt=now - IMPORT_STALE_AFTER
     )
     claimed = ImportJob.objects.filter(claimable, pk=job_id).update(
-        status=ImportStatus.VALIDATING, started_at=now, progress_at=now, attempts=F("attempts") + 1,
-        processed_rows=0, written_rows=0, unchanged_count=0,
+        status=ImportStatus.VALIDATING,
+        started_at=now,
+        progress_at=now,
+        attempts=F("attempts") + 1,
+        processed_rows=0,
+        written_rows=0,
+        unchanged_count=0,
     )
     if not claimed:
         return None
@@ -262,9 +266,11 @@ def import_job_run(*, job_id: int) -> ImportJob | None:
         _import_fail(job=job, actor=actor, errors=rejected.errors)
         return job
     except (TypeError, zlib.error):  # no file, or not one we stored
-        _import_fail(job=job, actor=actor, errors=[
-            RowError(None, "", "The uploaded file is no longer available. Upload it again.")
-        ])
+        _import_fail(
+            job=job,
+            actor=actor,
+            errors=[RowError(None, "", "The uploaded file is no longer available. Upload it again.")],
+        )
         return job
     _import_run(job=job, actor=actor, csv_file=csv_file, live=True)
     return job
@@ -310,7 +316,9 @@ def _import_run(*, job: ImportJob, actor: Actor, csv_file: CsvFile, live: bool) 
     try:
         staging.create(big=live)
         check_file(
-            csv_file, staging, flush_every=settings.IMPORT_CHUNK_ROWS,
+            csv_file,
+            staging,
+            flush_every=settings.IMPORT_CHUNK_ROWS,
             on_progress=lambda processed: progress.report(processed_rows=processed),
         )
         staging.index()
@@ -319,8 +327,13 @@ def _import_run(*, job: ImportJob, actor: Actor, csv_file: CsvFile, live: bool) 
         for attempt in range(1, IMPORT_WRITE_ATTEMPTS + 1):
             staging.find_other_owners(tenant_id=job.tenant_id, **mac)
             if error_count := staging.error_count():
-                _import_fail(job=job, actor=actor, errors=staging.first_errors(SHOWN_ERRORS), staging=staging,
-                             error_count=error_count)
+                _import_fail(
+                    job=job,
+                    actor=actor,
+                    errors=staging.first_errors(SHOWN_ERRORS),
+                    staging=staging,
+                    error_count=error_count,
+                )
                 return
             try:
                 with transaction.atomic():
@@ -332,15 +345,29 @@ def _import_run(*, job: ImportJob, actor: Actor, csv_file: CsvFile, live: bool) 
                 if isinstance(exc, OperationalError) and getattr(exc.__cause__, "sqlstate", None) != DEADLOCK:
                     raise
                 logger.info("import %s collided with a concurrent import (attempt %s)", job.pk, attempt)
-        _import_fail(job=job, actor=actor, errors=[RowError(None, "", (
-            "Other imports kept adding the same devices while this one was writing, so nothing was written. "
-            "Upload the file again: devices already onboarded are skipped."
-        ))])
+        _import_fail(
+            job=job,
+            actor=actor,
+            errors=[
+                RowError(
+                    None,
+                    "",
+                    (
+                        "Other imports kept adding the same devices while this one was writing, "
+                        "so nothing was written. Upload the file again: devices already onboarded are skipped."
+                    ),
+                )
+            ],
+        )
     except Exception:
         logger.exception("import %s failed", job.pk)
-        _import_fail(job=job, actor=actor, errors=[RowError(None, "", (
-            "The import stopped unexpectedly and nothing was written. Upload the file again."
-        ))])
+        _import_fail(
+            job=job,
+            actor=actor,
+            errors=[
+                RowError(None, "", ("The import stopped unexpectedly and nothing was written. Upload the file again."))
+            ],
+        )
         if not live:
             raise
     finally:
@@ -359,7 +386,10 @@ def _import_write(*, job: ImportJob, actor: Actor, staging: Staging, progress: _
     job.save()
     ImportFile.objects.filter(job=job).delete()
     audit_record(
-        tenant=job.tenant, actor=actor, action="devices.import", obj=job,
+        tenant=job.tenant,
+        actor=actor,
+        action="devices.import",
+        obj=job,
         details={"file_name": job.file_name, "rows": job.total_rows, "created": written, "unchanged": unchanged},
     )
 
@@ -381,6 +411,9 @@ def _import_fail(
             ImportRowError.objects.bulk_create(ImportRowError(job=job, **e) for e in shown)
         ImportFile.objects.filter(job=job).delete()
         audit_record(
-            tenant=job.tenant, actor=actor, action="devices.import", obj=job,
+            tenant=job.tenant,
+            actor=actor,
+            action="devices.import",
+            obj=job,
             details={"file_name": job.file_name, "rows": job.total_rows, "errors": job.error_count},
         )

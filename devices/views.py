@@ -101,7 +101,9 @@ def device_list(request: HttpRequest) -> HttpResponse:
 @member_required(ADMIN)
 def device_detail(request: HttpRequest, pk: int) -> HttpResponse:
     device = device_get(tenant=request.tenant, pk=pk)
-    events = audit_events(tenant=request.tenant, object_type="device", object_id=device.pk).order_by("-created_at", "-id")
+    events = audit_events(tenant=request.tenant, object_type="device", object_id=device.pk).order_by(
+        "-created_at", "-id"
+    )
     return render(
         request,
         "devices/detail.html",
@@ -128,15 +130,19 @@ def device_create(request: HttpRequest) -> HttpResponse:
             messages.success(request, f"{device.mac} was added. Generate a verification code to enroll it.")
             url = reverse("devices:detail", args=[device.pk])
             return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
-    return _pane(request, "devices/form.html", {"form": form, "title": "Provision devices", "action": reverse("devices:create")})
+    return _pane(
+        request, "devices/form.html", {"form": form, "title": "Provision devices", "action": reverse("devices:create")}
+    )
 
 
 @member_required(ADMIN)
 def device_edit(request: HttpRequest, pk: int) -> HttpResponse:
     device = device_get(tenant=request.tenant, pk=pk)
     initial = {
-        "location": device.location, "display_name": device.display_name,
-        "model": device.model_id, "phone_number": device.phone_number,
+        "location": device.location,
+        "display_name": device.display_name,
+        "model": device.model_id,
+        "phone_number": device.phone_number,
     }
     form = DeviceEditForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
@@ -151,7 +157,12 @@ def device_edit(request: HttpRequest, pk: int) -> HttpResponse:
     return _pane(
         request,
         "devices/form.html",
-        {"form": form, "device": device, "title": f"Edit {device}", "action": reverse("devices:edit", args=[device.pk])},
+        {
+            "form": form,
+            "device": device,
+            "title": f"Edit {device}",
+            "action": reverse("devices:edit", args=[device.pk]),
+        },
     )
 
 
@@ -198,9 +209,13 @@ COMMAND_VERBS = {"restart": "Restart", "resync": "Sync config"}
 @member_required(ADMIN)
 def device_command(request: HttpRequest, pk: int, kind: str) -> HttpResponse:
     device = device_get(tenant=request.tenant, pk=pk)
-    (command,) = services.device_commands_request(tenant=request.tenant, actor=request.actor, kind=kind, ids=[device.pk])
+    (command,) = services.device_commands_request(
+        tenant=request.tenant, actor=request.actor, kind=kind, ids=[device.pk]
+    )
     if command.status == CommandStatus.UNREACHABLE:
-        messages.error(request, f"{device} is not registered, so it cannot be reached. {COMMAND_VERBS[kind]} was not sent.")
+        messages.error(
+            request, f"{device} is not registered, so it cannot be reached. {COMMAND_VERBS[kind]} was not sent."
+        )
     else:
         messages.success(request, f"{COMMAND_VERBS[kind]} requested for {device}. Its status updates below.")
     return redirect(reverse("devices:detail", args=[device.pk]) + "#commands")

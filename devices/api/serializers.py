@@ -40,8 +40,23 @@ class DeviceSerializer(serializers.ModelSerializer):
     class Meta:
         model = Device
         fields = [
-            "id", "mac", "display_name", "location", "vendor", "model", "firmware", "state", "online", "user",
-            "phone_number", "last_seen", "last_provisioned", "policy", "verification_code", "created_at", "updated_at",
+            "id",
+            "mac",
+            "display_name",
+            "location",
+            "vendor",
+            "model",
+            "firmware",
+            "state",
+            "online",
+            "user",
+            "phone_number",
+            "last_seen",
+            "last_provisioned",
+            "policy",
+            "verification_code",
+            "created_at",
+            "updated_at",
         ]
 
     def get_vendor(self, device) -> str | None:
@@ -83,7 +98,13 @@ class DeviceCreateSerializer(serializers.Serializer):
     mac = serializers.CharField(max_length=32)
     location = serializers.CharField(max_length=100, allow_blank=True)
     display_name = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
-    model = serializers.CharField(required=False, allow_blank=True, allow_null=True, default=None, help_text="`T54W`, `Yealink T54W` or a catalog id")
+    model = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        allow_null=True,
+        default=None,
+        help_text="`T54W`, `Yealink T54W` or a catalog id",
+    )
 
 
 class DeviceUpdateSerializer(serializers.Serializer):

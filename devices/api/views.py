@@ -26,8 +26,12 @@ LIST_PARAMETERS = [
     OpenApiParameter("model", OpenApiTypes.STR, description="`T54W`, `Yealink T54W` or a catalog id"),
     OpenApiParameter("location", OpenApiTypes.STR, description="contains, any case"),
     OpenApiParameter("online", OpenApiTypes.BOOL),
-    OpenApiParameter("policy_sync", OpenApiTypes.STR, enum=["in_sync", "pending", "failed"],
-                     description="pending: behind its policy version; failed: and the last check-sync failed"),
+    OpenApiParameter(
+        "policy_sync",
+        OpenApiTypes.STR,
+        enum=["in_sync", "pending", "failed"],
+        description="pending: behind its policy version; failed: and the last check-sync failed",
+    ),
     OpenApiParameter("sort", OpenApiTypes.STR, enum=[*SORTS, *[f"-{k}" for k in SORTS]]),
     OpenApiParameter("cursor", OpenApiTypes.STR),
     OpenApiParameter("page_size", OpenApiTypes.INT, description="1–500, default 50"),
@@ -98,7 +102,9 @@ class DeviceCommandView(TenantAPIView):
     @extend_schema(request=None, responses={202: DeviceCommandSerializer})
     def post(self, request, pk: int):
         device = device_get(tenant=self.tenant, pk=pk)
-        commands = services.device_commands_request(tenant=self.tenant, actor=self.actor, kind=self.kind, ids=[device.pk])
+        commands = services.device_commands_request(
+            tenant=self.tenant, actor=self.actor, kind=self.kind, ids=[device.pk]
+        )
         return _commands_response(commands, many=False)
 
 

@@ -41,7 +41,11 @@ class KeysetCursorPagination(BasePagination):
 
     def get_paginated_response(self, data):
         return Response(
-            {"next": self._link(self.page.next_cursor), "previous": self._link(self.page.previous_cursor), "results": data}
+            {
+                "next": self._link(self.page.next_cursor),
+                "previous": self._link(self.page.previous_cursor),
+                "results": data,
+            }
         )
 
     def get_paginated_response_schema(self, schema):
@@ -54,5 +58,3 @@ class KeysetCursorPagination(BasePagination):
                 "results": schema,
             },
         }
-
-

@@ -12,12 +12,22 @@ from portal.models import Tenant, User
 from portal.services import tenant_create, user_create
 
 DEMO_TENANT = "Contoso (demo)"
-LOCATIONS = ["Building 1 / Floor 2", "Building 1 / Lobby", "Building 2 / Floor 1", "Warehouse", "Reception",
-             "Lab 3", "Boardroom", "Call center", "Kitchen", "Remote office"]
+LOCATIONS = [
+    "Building 1 / Floor 2",
+    "Building 1 / Lobby",
+    "Building 2 / Floor 1",
+    "Warehouse",
+    "Reception",
+    "Lab 3",
+    "Boardroom",
+    "Call center",
+    "Kitchen",
+    "Remote office",
+]
 
 
 class Command(BaseCommand):
-    help = "Create the demo tenant (admin, technician, end user, a few hundred devices) unless it exists; print the logins."
+    help = "Create the demo tenant (admin, technician, end user, a few hundred phones) unless it exists; print logins."
 
     def add_arguments(self, parser):
         parser.add_argument("--devices", type=int, default=300)
@@ -33,12 +43,23 @@ class Command(BaseCommand):
         }
         if not Tenant.objects.filter(name=DEMO_TENANT).exists():
             result = tenant_create(
-                name=DEMO_TENANT, region="noam", admin_email=logins["admin"], admin_password=password,
-                technician_email=logins["technician"], technician_password=password,
+                name=DEMO_TENANT,
+                region="noam",
+                admin_email=logins["admin"],
+                admin_password=password,
+                technician_email=logins["technician"],
+                technician_password=password,
             )
             tenant = Tenant.objects.get(pk=result["tenant"])
-            end_user = user_create(tenant=tenant, email=logins["user"], role=Role.USER, password=password,
-                                   first_name="Megan", last_name="Bowen", phone_number="+1 425 555 0100")
+            end_user = user_create(
+                tenant=tenant,
+                email=logins["user"],
+                role=Role.USER,
+                password=password,
+                first_name="Megan",
+                last_name="Bowen",
+                phone_number="+1 425 555 0100",
+            )
             self._devices(tenant, end_user, options["devices"])
             self.stdout.write(self.style.SUCCESS(f"Created {DEMO_TENANT} with {options['devices']} devices."))
             self.stdout.write(f"API token of the admin: {result['admin_token']}")
@@ -63,17 +84,25 @@ class Command(BaseCommand):
             state = rng.choices(list(DeviceState), weights=[3, 3, 4])[0]
             online = state != DeviceState.WAITING_ON_ACTIVATION and rng.random() < 0.7
             signed_in = state == DeviceState.SIGNED_IN
-            devices.append(Device(
-                tenant=tenant, mac=mac, model=model if state != DeviceState.WAITING_ON_ACTIVATION else None,
-                display_name=f"{model.vendor} {model.model} {len(devices) + 1}",
-                location=rng.choice(LOCATIONS), state=state,
-                firmware=model.min_firmware if state != DeviceState.WAITING_ON_ACTIVATION else "",
-                signed_in_user=end_user if signed_in and len(devices) % 10 == 0 else None,
-                phone_number=f"+1 425 555 {1000 + len(devices):04d}" if signed_in else "",
-                contact_uri=f"sip:{mac.replace('-', '').lower()}@127.0.0.1:{20000 + len(devices)}" if online else "",
-                transport=Transport.UDP if online else "",
-                registration_expires_at=now + timedelta(minutes=rng.randrange(5, 60)) if online else None,
-                last_seen_at=(now - timedelta(minutes=rng.randrange(0, 60 if online else 60 * 24 * 10)))
-                if state != DeviceState.WAITING_ON_ACTIVATION else None,
-            ))
+            devices.append(
+                Device(
+                    tenant=tenant,
+                    mac=mac,
+                    model=model if state != DeviceState.WAITING_ON_ACTIVATION else None,
+                    display_name=f"{model.vendor} {model.model} {len(devices) + 1}",
+                    location=rng.choice(LOCATIONS),
+                    state=state,
+                    firmware=model.min_firmware if state != DeviceState.WAITING_ON_ACTIVATION else "",
+                    signed_in_user=end_user if signed_in and len(devices) % 10 == 0 else None,
+                    phone_number=f"+1 425 555 {1000 + len(devices):04d}" if signed_in else "",
+                    contact_uri=f"sip:{mac.replace('-', '').lower()}@127.0.0.1:{20000 + len(devices)}"
+                    if online
+                    else "",
+                    transport=Transport.UDP if online else "",
+                    registration_expires_at=now + timedelta(minutes=rng.randrange(5, 60)) if online else None,
+                    last_seen_at=(now - timedelta(minutes=rng.randrange(0, 60 if online else 60 * 24 * 10)))
+                    if state != DeviceState.WAITING_ON_ACTIVATION
+                    else None,
+                )
+            )
         Device.objects.bulk_create(devices, batch_size=1000)
