@@ -7,10 +7,12 @@ the device's row, never in an edge's memory, so any edge instance can serve any 
 """
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
+from django.db import connection
 from django.utils import timezone
 
 from devices.choices import CommandKind, DeviceState
@@ -39,9 +41,8 @@ class Registration:
 
 def _phone(sip_user: str) -> Device | None:
     """The onboarded device whose SIP user (its MAC) this is, in a tenant with the gateway on."""
-    try:
-        mac = normalize_mac(sip_user)
-    except InvalidMac:
+    mac = _mac_or_none(sip_user)
+    if mac is None:
         return None
     return Device.objects.select_related("tenant", "model").filter(mac=mac, tenant__sip_gateway_enabled=True).first()
 
@@ -58,44 +59,114 @@ def _agent_facts(device: Device, agent: PhoneAgent) -> dict:
     return facts
 
 
-def registration_store(
-    *,
-    sip_user: str,
-    contact_uri: str,
-    transport: str,
-    source: str,
-    user_agent: str,
-    expires_in: int,
-    now: datetime | None = None,
-) -> Registration | None:
-    """Bind the phone to `contact_uri` for `expires_in` seconds (granted by the edge), as seen from
-    `source` (`ip:port`) over `transport`; None when no onboarded device of an enabled tenant has
-    this SIP user. A device behind its wanted config version gets a policy sync (the policies
-    service decides how often)."""
-    device = _phone(sip_user)
-    if device is None:
-        return None
+@dataclass(frozen=True)
+class Binding:
+    """What one REGISTER asks: bind `sip_user` to `contact_uri` for `expires_in` seconds (as the
+    edge granted), seen from `source` (`ip:port`) over `transport`."""
+
+    sip_user: str
+    contact_uri: str
+    transport: str
+    source: str
+    user_agent: str
+    expires_in: int
+
+
+# Read for every REGISTER; the full row only for the few that need more (new User-Agent, behind).
+_BINDING_FIELDS = (
+    "pk",
+    "mac",
+    "contact_uri",
+    "registration_expires_at",
+    "user_agent",
+    "wanted_version",
+    "synced_version",
+)
+
+
+def registrations_store(*, bindings: Sequence[Binding], now: datetime | None = None) -> list[Registration | None]:
+    """Store the bindings of many REGISTERs at once (the edge batches the ones that arrive together):
+    one SELECT and one UPDATE for the lot. Each result is None when no onboarded device of an
+    enabled tenant has that SIP user. A User-Agent that changed is read for model and firmware; a
+    device behind its wanted config version gets a policy sync (the policies service decides how
+    often). Of two bindings for one device, the later wins."""
     now = now or timezone.now()
-    fields = {
-        "contact_uri": contact_uri[:255],
-        "transport": transport,
-        "source_address": source[:64],
-        "registration_expires_at": now + timedelta(seconds=expires_in),
-        "last_seen_at": now,
+    macs = [_mac_or_none(binding.sip_user) for binding in bindings]
+    rows = {
+        row["mac"]: row
+        for row in Device.objects.filter(mac__in={m for m in macs if m}, tenant__sip_gateway_enabled=True).values(
+            *_BINDING_FIELDS
+        )
     }
-    user_agent = user_agent[:255]
-    if user_agent != device.user_agent:
-        # Parsed only when it changed: a refresh every few minutes costs one UPDATE, no catalog look-up.
-        fields["user_agent"] = user_agent
-        fields.update(_agent_facts(device, parse_user_agent(user_agent)))
-    Device.objects.filter(pk=device.pk).update(**fields)
-    if device.contact_uri != contact_uri or not device.online:
-        log.info("registered %s at %s via %s from %s for %ss", device.mac, contact_uri, transport, source, expires_in)
-    for name, value in fields.items():
-        setattr(device, name, value)
-    if device.synced_version < device.wanted_version:
-        device_policy_sync_if_behind(device=device, now=now)
-    return Registration(device.pk, contact_uri, expires_in)
+    updates: dict[int, tuple[str, str, str, datetime]] = {}
+    results: list[Registration | None] = []
+    changed_agents, behind = {}, set()
+    for binding, mac in zip(bindings, macs, strict=True):
+        row = rows.get(mac) if mac else None
+        if row is None:
+            results.append(None)
+            continue
+        updates[row["pk"]] = (
+            binding.contact_uri[:255],
+            binding.transport,
+            binding.source[:64],
+            now + timedelta(seconds=binding.expires_in),
+        )
+        live = row["registration_expires_at"] is not None and row["registration_expires_at"] > now
+        if row["contact_uri"] != binding.contact_uri or not live:
+            log.info("registered %s at %s via %s from %s", mac, binding.contact_uri, binding.transport, binding.source)
+        if row["user_agent"] != binding.user_agent[:255]:
+            changed_agents[row["pk"]] = binding.user_agent[:255]
+        if row["synced_version"] < row["wanted_version"]:
+            behind.add(row["pk"])
+        results.append(Registration(row["pk"], binding.contact_uri, binding.expires_in))
+    _bindings_write(sorted(updates.items()), now=now)  # sorted: one lock order for concurrent batches
+    for device in Device.objects.select_related("tenant", "model").filter(pk__in=changed_agents.keys() | behind):
+        if device.pk in changed_agents:
+            # Parsed only when it changed: a refresh costs its share of one UPDATE, no catalog look-up.
+            agent = changed_agents[device.pk]
+            Device.objects.filter(pk=device.pk).update(
+                user_agent=agent, **_agent_facts(device, parse_user_agent(agent))
+            )
+        if device.pk in behind:
+            device_policy_sync_if_behind(device=device, now=now)
+    return results
+
+
+def _bindings_write(rows: list[tuple[int, tuple[str, str, str, datetime]]], *, now: datetime) -> None:
+    """(device id, (contact, transport, source, expires at)) for each binding."""
+    if not rows:
+        return
+    if connection.vendor != "postgresql":
+        devices = [
+            Device(pk=pk, contact_uri=c, transport=t, source_address=s, registration_expires_at=e, last_seen_at=now)
+            for pk, (c, t, s, e) in rows
+        ]
+        Device.objects.bulk_update(
+            devices, ["contact_uri", "transport", "source_address", "registration_expires_at", "last_seen_at"]
+        )
+        return
+    # bulk_update spends ~0.5 ms of Python per row building CASE expressions; arrays cost nothing.
+    ids, values = zip(*rows, strict=True)
+    contacts, transports, sources, expires = zip(*values, strict=True)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE {Device._meta.db_table} AS d SET contact_uri = u.contact, transport = u.transport,
+                source_address = u.source, registration_expires_at = u.expires, last_seen_at = %s
+            FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::timestamptz[])
+                AS u(id, contact, transport, source, expires)
+            WHERE d.id = u.id
+            """,  # noqa: S608 - table name from the model
+            [now, list(ids), list(contacts), list(transports), list(sources), list(expires)],
+        )
+
+
+def _mac_or_none(sip_user: str) -> str | None:
+    try:
+        return normalize_mac(sip_user)
+    except InvalidMac:
+        return None
 
 
 def registration_remove(*, sip_user: str, contact_uri: str | None, now: datetime | None = None) -> Registration | None:

@@ -72,18 +72,22 @@ def _inbox(instance: str) -> str:
 # --- edge side ------------------------------------------------------------------------------------
 
 
-def binding_record(*, device_id: int, instance: str, expires_in: int) -> None:
-    """This edge holds the device's binding (until it expires, or another edge takes it)."""
+def bindings_record(*, instance: str, bindings: list[tuple[int, int]]) -> None:
+    """This edge holds these devices' bindings, ``(device id, seconds)``, until they expire or
+    another edge takes them; 0 seconds: it holds that one no more. One round trip for the lot."""
     r = client()
-    if r is None:
+    if r is None or not bindings:
         return
     try:
-        if expires_in > 0:
-            r.set(_binding(device_id), instance, ex=expires_in + BINDING_GRACE_SECONDS)
-        elif r.get(_binding(device_id)) == instance.encode():
-            r.delete(_binding(device_id))
+        with r.pipeline(transaction=False) as pipe:
+            for device_id, expires_in in bindings:
+                if expires_in > 0:
+                    pipe.set(_binding(device_id), instance, ex=expires_in + BINDING_GRACE_SECONDS)
+                else:
+                    pipe.delete(_binding(device_id))
+            pipe.execute()
     except redis.RedisError as exc:
-        log.warning("relay: cannot record the binding of device %s: %s", device_id, exc)
+        log.warning("relay: cannot record %d bindings: %s", len(bindings), exc)
 
 
 class EdgeRelay:
