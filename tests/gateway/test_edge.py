@@ -338,6 +338,43 @@ def test_a_registration_shorter_than_a_minute_is_too_brief(edge, tenant_a):
     assert b"\r\nMin-Expires: 60\r\n" in answer
 
 
+def options_bytes(port: int, method: str = "OPTIONS") -> bytes:
+    return crlf(
+        f"""{method} sip:127.0.0.1 SIP/2.0
+Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK{method.lower()};rport
+Max-Forwards: 70
+From: <sip:monitor@127.0.0.1>;tag=m1
+To: <sip:127.0.0.1>
+Call-ID: {method.lower()}-1
+CSeq: 1 {method}
+Content-Length: 0
+
+"""
+    )
+
+
+def test_keepalive_options_are_answered_and_methods_we_do_not_serve_get_405(edge):
+    client = Socket()
+    options = client.ask(options_bytes(client.port), edge.address)
+    subscribe = client.ask(options_bytes(client.port, "SUBSCRIBE"), edge.address)
+    client.close()
+    assert options.startswith(b"SIP/2.0 200 OK")
+    assert subscribe.startswith(b"SIP/2.0 405 Method Not Allowed")
+    assert b"\r\nAllow: INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER\r\n" in subscribe
+
+
+def test_an_edge_with_too_much_on_its_hands_asks_phones_to_come_back_later(tenant_a):
+    device = device_of(tenant_a)
+    with EdgeThread(max_pending=0) as busy:
+        client = Socket()
+        answer = client.ask(register_bytes(device.sip_user, client.port), busy.address)
+        client.close()
+    assert answer.startswith(b"SIP/2.0 503 Service Unavailable")
+    assert b"\r\nRetry-After: 5\r\n" in answer
+    device.refresh_from_db()
+    assert not device.online
+
+
 def test_garbage_and_oversized_input_never_stop_the_edge_answering(edge, tenant_a, tmp_path):
     device = device_of(tenant_a)
     client = Socket()
