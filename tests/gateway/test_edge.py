@@ -5,6 +5,7 @@ pairing code shown in a MESSAGE, the Sign-out key, other numbers refused, garbag
 The edge runs in this process on its own event loop thread, with its own database connections:
 tests commit their data (transactional), and each test has its own Redis key prefix for lockouts."""
 
+import random
 import re
 import socket
 import time
@@ -18,6 +19,7 @@ from devices.choices import CommandKind, CommandStatus, DeviceState
 from devices.models import Device, DeviceCommand
 from enrollment.models import PairingRequest, VerificationCode
 from enrollment.services import verification_code_issue
+from gateway.sip.transaction import Timers
 from portal.models import AuditEvent
 from portal.services import Actor
 from tests.factories import DeviceFactory, UserFactory, device_model, ensure_catalog, registered
@@ -394,6 +396,70 @@ def test_garbage_and_oversized_input_never_stop_the_edge_answering(edge, tenant_
     assert edge.edge.endpoint.stats.dropped >= 4
     device.refresh_from_db()
     assert device.online
+
+
+def invite_bytes(user: str, port: int, dial: str, *, branch: str) -> bytes:
+    return crlf(
+        f"""INVITE sip:{dial}@127.0.0.1 SIP/2.0
+Via: SIP/2.0/UDP 127.0.0.1:{port};branch={branch};rport
+Max-Forwards: 70
+From: <sip:{user}@127.0.0.1>;tag=f1
+To: <sip:{dial}@127.0.0.1>
+Call-ID: inv-{branch}
+CSeq: 1 INVITE
+Contact: <sip:{user}@127.0.0.1:{port}>
+Content-Type: application/sdp
+Content-Length: 0
+
+"""
+    )
+
+
+ODD = [*'abcXYZ019:;,.<>@"\\=[]?&%+*!~ \t-_/#', "sip:", "tel:", "*55*", "*70*", "z9hG4bK", "é", "0", "99999999999"]
+
+
+def test_requests_that_parse_but_say_odd_things_get_an_answer_never_a_500(tenant_a, caplog):
+    """The parser lets through many well-formed oddities (the fuzz of tests/gateway/sip covers the
+    rest): whatever a header or the Request-URI says, the edge answers without failing."""
+    device = device_of(tenant_a, state=DeviceState.WAITING_FOR_SIGN_IN)
+    # Short timers: the calls it answers (nobody ACKs them) end in well under a second.
+    with EdgeThread(timers=Timers.scaled(0.01)) as edge:
+        _fuzz(edge, device, caplog)
+
+
+def _fuzz(edge, device, caplog):
+    client = Socket()
+    rng = random.Random(5060)
+    seeds = [
+        register_bytes(device.sip_user, client.port),
+        invite_bytes(device.sip_user, client.port, "*55*123456", branch="z9hG4bKx"),
+        invite_bytes(device.sip_user, client.port, "*70*", branch="z9hG4bKy"),
+    ]
+    sent = 0
+    for number in range(300):
+        lines = rng.choice(seeds).replace(b"z9hG4bK", f"z9hG4bK{number}-".encode()).split(b"\r\n")
+        index = rng.randrange(0, lines.index(b""))
+        odd = "".join(rng.choice(ODD) for _ in range(rng.randrange(0, 25))).encode()
+        if index == 0:
+            method = lines[0].partition(b" ")[0]
+            lines[0] = method + b" sip:" + odd + b"@127.0.0.1 SIP/2.0"
+        elif b"Via:" not in lines[index]:
+            lines[index] = lines[index].split(b":", 1)[0] + b": " + odd
+        client.sock.sendto(b"\r\n".join(lines), edge.address)
+        sent += 1
+    answers = []
+    client.sock.settimeout(1.5)
+    try:
+        while True:
+            answers.append(client.sock.recv(65536))
+    except TimeoutError:
+        pass
+    client.close()
+    finals = [a.split(b"\r\n", 1)[0] for a in answers if not a.startswith(b"SIP/2.0 100")]
+    assert finals, "nothing got through the parser: the test proves nothing"
+    assert not [f for f in finals if f.startswith(b"SIP/2.0 5")], finals
+    assert "SIP handler failed" not in caplog.text
+    assert edge.edge.endpoint.stats.requests_received + edge.edge.endpoint.stats.dropped == sent
 
 
 def test_a_flooding_source_is_throttled_and_the_edge_keeps_serving(tenant_a, tmp_path):
