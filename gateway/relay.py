@@ -8,9 +8,9 @@ and waits for the outcomes, and sends the rest itself, as before. Anything that 
 way (no Redis, edge gone, edge silent) falls back to the worker sending: a phone may then get a
 NOTIFY twice, which check-sync tolerates, but never none.
 
-Keys (all expire): ``sip-edge:binding:<device id>`` = edge instance; ``sip-edge:alive:<instance>``
-refreshed by the edge; ``sip-edge:inbox:<instance>`` jobs; ``sip-edge:reply:<uuid>`` answers
-(first ``accepted``, then the outcomes).
+Keys (all expire, under the cache's KEY_PREFIX): ``sip-edge:binding:<device id>`` = edge instance;
+``sip-edge:alive:<instance>`` refreshed by the edge; ``sip-edge:inbox:<instance>`` jobs;
+``sip-edge:reply:<random>`` answers (first ``accepted``, then the outcomes).
 
 The channel is the Redis of ``CACHE_URL`` (already shared by every process for lockouts); with the
 embedded defaults (no Redis) there is no relay and workers send everything themselves.
@@ -57,16 +57,22 @@ def client() -> redis.Redis | None:
     return _client(url) if url.startswith(("redis://", "rediss://", "unix://")) else None
 
 
+def _key(*parts: object) -> str:
+    # Under the cache's KEY_PREFIX, like everything else the processes share in that Redis.
+    prefix = settings.CACHES["default"].get("KEY_PREFIX", "")
+    return ":".join(str(part) for part in (prefix, PREFIX, *parts) if part != "")
+
+
 def _binding(device_id: int) -> str:
-    return f"{PREFIX}:binding:{device_id}"
+    return _key("binding", device_id)
 
 
 def _alive(instance: str) -> str:
-    return f"{PREFIX}:alive:{instance}"
+    return _key("alive", instance)
 
 
 def _inbox(instance: str) -> str:
-    return f"{PREFIX}:inbox:{instance}"
+    return _key("inbox", instance)
 
 
 # --- edge side ------------------------------------------------------------------------------------
@@ -225,7 +231,7 @@ def _ask_edge(
     caller then sends them itself)."""
     r = client()
     assert r is not None
-    reply = f"{PREFIX}:reply:{secrets.token_hex(12)}"
+    reply = _key("reply", secrets.token_hex(12))
     try:
         events = [event_for(target) for target in batch]
     except Exception:

@@ -100,7 +100,7 @@ def test_with_no_live_edge_holding_the_phone_the_worker_sends_the_notify_itself(
     with EdgeThread(relay=relay.client()) as edge, NattedPhone(only_from=None) as phone:
         assert phone.register(device.sip_user, edge.address).startswith(b"SIP/2.0 200 OK")
     # The edge has stopped: its alive mark is gone, though the binding note still names it.
-    assert relay.client().get(f"sip-edge:binding:{device.pk}") == edge.edge.instance.encode()
+    assert relay.client().get(relay._binding(device.pk)) == edge.edge.instance.encode()
     with NattedPhone(only_from=None) as phone:
         Device.objects.filter(pk=device.pk).update(source_address=f"127.0.0.1:{phone.port}")
         phone.listen()
