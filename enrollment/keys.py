@@ -10,7 +10,7 @@ import hmac
 from base64 import urlsafe_b64encode
 from functools import lru_cache
 
-from cryptography.fernet import Fernet
+from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
@@ -35,8 +35,12 @@ def code_encrypt(code: str) -> str:
     return _current()[0].encrypt(code.encode()).decode()
 
 
-def code_decrypt(token: str) -> str:
-    return _current()[0].decrypt(token.encode()).decode()
+def code_decrypt(token: str) -> str | None:
+    """The code, or None if it was encrypted under a key that has since changed (regenerate it)."""
+    try:
+        return _current()[0].decrypt(token.encode()).decode()
+    except InvalidToken:
+        return None
 
 
 def code_digest(code: str) -> bytes:

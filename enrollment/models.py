@@ -62,7 +62,7 @@ class VerificationCode(models.Model):
 
     @property
     def code(self) -> str | None:
-        """The six digits while the code is live, else None."""
+        """The six digits while the code is live and readable with the current key, else None."""
         return code_decrypt(self.ciphertext) if self.is_live else None
 
 

@@ -31,7 +31,7 @@ def live_code(device: Device) -> VerificationCode | None:
         code = device.verification_code
     except VerificationCode.DoesNotExist:
         return None
-    return code if code.is_live else None
+    return code if code.code is not None else None
 
 
 def device_lookup(*, tenant: Tenant, query: str, limit: int = LOOKUP_LIMIT) -> list[Device]:
@@ -63,7 +63,8 @@ def verification_code_export_rows(*, tenant: Tenant, filters: dict | None = None
         )
     )
     for mac, location, display_name, ciphertext, expires_at in rows.iterator(chunk_size=5000):
-        yield [mac, location, display_name, code_decrypt(ciphertext), expires_at.isoformat()]
+        if (code := code_decrypt(ciphertext)) is not None:
+            yield [mac, location, display_name, code, expires_at.isoformat()]
 
 
 def pairing_request_pending(*, tenant: Tenant, device: Device) -> PairingRequest | None:

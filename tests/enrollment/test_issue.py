@@ -1,7 +1,6 @@
 from datetime import timedelta
 
 import pytest
-from cryptography.fernet import InvalidToken
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
@@ -51,8 +50,7 @@ def test_the_code_cannot_be_read_with_another_key(waiting_a, actor, settings):
     issued = verification_code_issue(device=waiting_a, actor=actor)
     row = VerificationCode.objects.get(device=waiting_a)
     settings.VERIFICATION_CODE_KEY = "a-key-from-another-installation"
-    with pytest.raises(InvalidToken):
-        keys.code_decrypt(row.ciphertext)
+    assert keys.code_decrypt(row.ciphertext) is None
     assert keys.code_digest(issued.code) != bytes(row.digest)
 
 
@@ -62,8 +60,7 @@ def test_the_key_comes_from_the_setting_when_it_is_set(waiting_a, actor, setting
     ciphertext = VerificationCode.objects.get(device=waiting_a).ciphertext
     assert keys.code_decrypt(ciphertext) == issued.code
     settings.VERIFICATION_CODE_KEY = ""
-    with pytest.raises(InvalidToken):
-        keys.code_decrypt(ciphertext)
+    assert keys.code_decrypt(ciphertext) is None
 
 
 def test_regenerating_revokes_the_previous_code(waiting_a, actor):

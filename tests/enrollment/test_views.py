@@ -252,3 +252,18 @@ def test_states_other_than_waiting_show_no_code_column_value(admin, admin_a, ten
     device.save()
     VerificationCode.objects.filter(device=device).update(ciphertext=None, used_at=timezone.now())
     assert code not in admin.get("/devices/").content.decode()
+
+
+def test_codes_under_a_key_since_changed_are_not_shown_and_break_nothing(admin, technician, admin_a, phone, settings):
+    code = issue(phone, admin_a)
+    settings.VERIFICATION_CODE_KEY = "rotated"
+    for client, url in [
+        (admin, "/devices/"), (admin, f"/devices/{phone.pk}/"), (technician, "/lookup/?q=3456"),
+        (admin, f"/api/v1/devices/{phone.pk}/"),
+    ]:
+        response = client.get(url)
+        assert response.status_code == 200 and code not in response.content.decode()
+    export = admin.get("/devices/codes/export.csv")
+    assert code not in b"".join(export.streaming_content).decode()
+    admin.post(f"/devices/{phone.pk}/code/")
+    assert VerificationCode.objects.get(device=phone).code is not None
