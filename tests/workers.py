@@ -35,6 +35,7 @@ class CeleryWorker:
     def __init__(self, *, concurrency: int = 2, extra_env: dict | None = None, beat: bool = False):
         self.concurrency = concurrency
         self.beat = beat
+        self.schedule_path = ROOT / "var" / f"test-beat-{os.getpid()}-{time.monotonic_ns()}"
         self.extra_env = extra_env or {}
         self.process: subprocess.Popen | None = None
         self.log_path = ROOT / "var" / f"test-worker-{os.getpid()}.log"
@@ -54,7 +55,8 @@ class CeleryWorker:
              "--pool=threads", f"--concurrency={self.concurrency}", f"--queues={settings.CELERY_TASK_DEFAULT_QUEUE}",
              "--without-gossip", "--without-mingle",
              "--without-heartbeat", "-n", f"test-{os.getpid()}-{time.monotonic_ns()}@%h",
-             *(["--beat", f"--schedule={self.log_path.with_suffix('.beat')}"] if self.beat else [])],
+             # A fresh schedule file each time: an old one would make every entry due at once.
+             *(["--beat", f"--schedule={self.schedule_path}"] if self.beat else [])],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         self._wait_ready()
@@ -80,6 +82,11 @@ class CeleryWorker:
             self.process.wait()
 
     def stop(self) -> None:
+        self._stop()
+        for path in self.schedule_path.parent.glob(f"{self.schedule_path.name}*"):
+            path.unlink()
+
+    def _stop(self) -> None:
         if self.process and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
             try:

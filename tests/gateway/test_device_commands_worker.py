@@ -71,7 +71,7 @@ def test_killing_the_worker_mid_fan_out_still_ends_every_command_final_exactly_o
         try:
             response = admin_a.api.post("/api/v1/devices/restart/", {"ids": ids}, format="json")
             assert response.status_code == 202
-            commands = DeviceCommand.objects.filter(tenant=admin_a.tenant)
+            commands = DeviceCommand.objects.filter(tenant=admin_a.tenant, kind="restart")
             wait_until(
                 lambda: commands.filter(status=CommandStatus.SENT).exists(), timeout=30, what="first sends"
             )
