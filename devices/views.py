@@ -80,7 +80,8 @@ def device_list(request: HttpRequest) -> HttpResponse:
         policy_sync_load(tenant=request.tenant, devices=page.items)
     context = {
         "page": page,
-        "filters": filters,
+        # Every key present, so the template never looks up a missing one (each miss is an exception).
+        "filters": {key: filters.get(key, "") for key in FILTER_KEYS},
         "filter_errors": filter_errors,
         "sort": sort,
         "columns": COLUMNS,

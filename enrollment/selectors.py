@@ -18,10 +18,13 @@ EXPORT_HEADER = ["MAC id", "Location", "Display name", "Verification code", "Exp
 
 
 def verification_codes_load(*, tenant: Tenant, devices: list[Device]) -> list[Device]:
-    """Load the codes of a page of devices in one query (`device.verification_code`)."""
+    """Load the codes of a page of devices in one query (`device.verification_code`, `device.code`)."""
     prefetch_related_objects(
         devices, Prefetch("verification_code", queryset=VerificationCode.objects.filter(tenant=tenant))
     )
+    for device in devices:
+        # The code or None, for templates: a missing reverse one-to-one would raise on every row.
+        device.code = getattr(device, "verification_code", None)
     return devices
 
 
