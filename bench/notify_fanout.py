@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import resource
 import sys
 import tempfile
 import time
@@ -35,16 +37,17 @@ async def run(args: argparse.Namespace, sipp: Sipp) -> None:
         for i in range(args.n)
     ]
     async with SipEndpoint(timers=Timers(t1=args.t1)) as endpoint:
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         outcomes = await send_notifies(
             targets, "check-sync;reboot=false", endpoint=endpoint, concurrency=args.concurrency
         )
-        wall = time.perf_counter() - started
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
         stats = endpoint.stats
         # Over TCP, SIPp fails the calls of a connection closed under it: let it finish first.
         code = await asyncio.to_thread(sipp.wait, LINGER_MS / 1000 + 60) if args.transport == "tcp" else None
 
     counts = {kind: sum(1 for o in outcomes if o.outcome == kind) for kind in ("sent", "rejected", "unreachable")}
+    print(f"machine            {os.cpu_count()} CPUs, load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print(f"transport          {args.transport}")
     print(f"NOTIFYs            {args.n}  (concurrency {args.concurrency}, T1 {args.t1:g} s)")
     print(f"sent               {counts['sent']}")
@@ -52,10 +55,14 @@ async def run(args: argparse.Namespace, sipp: Sipp) -> None:
     print(f"unreachable        {counts['unreachable']}")
     print(f"wall time          {wall:.3f} s")
     print(f"NOTIFYs/s          {args.n / wall:,.0f}")
+    # CPU time does not depend on what else the machine runs (wall time does): compare this one.
+    print(f"CPU, this process  {cpu:.3f} s  ({1e6 * cpu / args.n:.0f} µs per NOTIFY, user + system)")
     print(f"retransmissions    {sum(o.retransmissions for o in outcomes)}")
     print(f"duplicate answers  {stats.absorbed} absorbed by their transaction, {stats.stray_responses} stray")
     if code is None:
         code = sipp.wait(LINGER_MS / 1000 + 60)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    print(f"CPU, SIPp          {children.ru_utime + children.ru_stime:.3f} s  (whole run, linger included)")
     print(f"SIPp exit code     {code}  (0: every call passed its scenario)")
 
 
