@@ -93,6 +93,13 @@ class Headers:
         for name, value in items:
             self.add(name, value)
 
+    @classmethod
+    def trusted(cls, items: list[tuple[str, str]]) -> Headers:
+        """Fields the caller already checked and named canonically (the wire parser)."""
+        new = cls()
+        new._items = items
+        return new
+
     def add(self, name: str, value: str) -> None:
         self._items.append(self._field(name, value))
 
@@ -258,6 +265,33 @@ def _format_params(params: dict[str, str | None]) -> str:
     return "".join(f";{k}" if v is None else f";{k}={v}" for k, v in params.items())
 
 
+# Fast paths for the shapes phones nearly always send. What these match, the general parsers below
+# (``parse_general``) accept too, with the same result (test_parser_fuzz.py compares them); anything
+# else takes the general way, which also says what is wrong.
+_TOKEN = r"[A-Za-z0-9\-.!%*_+`'~]+"
+_GEN_VALUE = r"[A-Za-z0-9\-.!%*_+`'~:\[\]]+"
+_HOST = r"[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?)*\.?"
+_PORT = r"[1-9][0-9]{0,3}|[1-5][0-9]{4}"  # 1..59999: a subset of the valid ports is enough here
+_PLAIN_PARAMS = rf"(?:;{_TOKEN}(?:={_GEN_VALUE})?)*"
+_PLAIN_URI = rf"(sips?):(?:([A-Za-z0-9\-_.!~*'()&=+$,;/%:]+)@)?({_HOST})(?::({_PORT}))?({_PLAIN_PARAMS})"
+_PLAIN_URI_RE = re.compile(_PLAIN_URI)
+_PLAIN_NAME_ADDR_RE = re.compile(rf'("[^"\\\x00-\x1f\x7f]*" *|(?:{_TOKEN} +)+)?<({_PLAIN_URI})>({_PLAIN_PARAMS})')
+_PLAIN_VIA_RE = re.compile(
+    rf"SIP/2\.0/({_TOKEN}) ({_HOST})(?::({_PORT}))?"
+    rf"((?:;(?!(?i:rport)=){_TOKEN}(?:={_GEN_VALUE})?|;(?i:rport)=(?:{_PORT}))*)"
+)
+
+
+def _plain_params(text: str) -> dict[str, str | None]:
+    """``_split_params`` for text that matched ``_PLAIN_PARAMS``: no quotes, no spaces."""
+    params: dict[str, str | None] = {}
+    if text:
+        for raw in text[1:].split(";"):
+            name, sep, val = raw.partition("=")
+            params[name.lower()] = val if sep else None
+    return params
+
+
 def parse_hostport(text: str, *, default_port: int | None = None) -> tuple[str, int | None]:
     """``host[:port]`` with IPv4, ``[IPv6]`` or a domain name; port 1..65535."""
     if text.startswith("["):
@@ -304,6 +338,16 @@ class SipUri:
 
     @classmethod
     def parse(cls, text: str) -> SipUri:
+        text = text.strip()
+        plain = _PLAIN_URI_RE.fullmatch(text)
+        if plain is not None:
+            scheme, user, host, port, params_text = plain.groups()
+            return cls(host.lower(), user, int(port) if port else None, scheme, _plain_params(params_text))
+        return cls.parse_general(text)
+
+    @classmethod
+    def parse_general(cls, text: str) -> SipUri:
+        """``parse`` without its fast path."""
         text = text.strip()
         scheme, sep, rest = text.partition(":")
         scheme = scheme.lower()
@@ -369,6 +413,16 @@ class NameAddr:
     @classmethod
     def parse(cls, text: str) -> NameAddr:
         text = text.strip()
+        plain = _PLAIN_NAME_ADDR_RE.fullmatch(text)
+        if plain is not None:
+            display, uri, params_text = plain.group(1, 2, 8)
+            return cls(uri=uri, display_name=display.strip() if display else None, params=_plain_params(params_text))
+        return cls.parse_general(text)
+
+    @classmethod
+    def parse_general(cls, text: str) -> NameAddr:
+        """``parse`` without its fast path."""
+        text = text.strip()
         if not text:
             raise ValueError("empty name-addr")
         if "<" in text:
@@ -432,6 +486,9 @@ def _split_display_name(text: str) -> tuple[str | None, str, str]:
     return display_text or None, "<", rest
 
 
+_VIA_RE = re.compile(r"SIP\s*/\s*2\.0\s*/\s*([A-Za-z0-9\-.!%*_+`'~]+)\s+([^;\s]+)\s*(;.*)?", re.IGNORECASE | re.DOTALL)
+
+
 @dataclass
 class Via:
     """One Via value: ``SIP/2.0/UDP host:port;branch=z9hG4bK...;rport;received=...``."""
@@ -444,11 +501,17 @@ class Via:
     @classmethod
     def parse(cls, text: str) -> Via:
         text = text.strip()
-        match = re.fullmatch(
-            r"SIP\s*/\s*2\.0\s*/\s*([A-Za-z0-9\-.!%*_+`'~]+)\s+([^;\s]+)\s*(;.*)?",
-            text,
-            re.IGNORECASE | re.DOTALL,
-        )
+        plain = _PLAIN_VIA_RE.fullmatch(text)
+        if plain is not None:
+            transport, host, port, params_text = plain.groups()
+            return cls(transport.upper(), host.lower(), int(port) if port else None, _plain_params(params_text))
+        return cls.parse_general(text)
+
+    @classmethod
+    def parse_general(cls, text: str) -> Via:
+        """``parse`` without its fast path."""
+        text = text.strip()
+        match = _VIA_RE.fullmatch(text)
         if not match:
             raise ValueError(f"invalid Via {text!r}")
         transport, hostport, params_text = match.groups()

@@ -16,6 +16,7 @@ from .message import (
     NameAddr,
     Request,
     Response,
+    canonical_name,
     check_request_uri,
     is_token,
     split_values,
@@ -39,6 +40,10 @@ _MANDATORY = (
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 _LINE_SPLIT = re.compile(r"\r?\n")
 _BAD_CHARS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # anything but HT among controls
+# The same but LF, for a whole head once its CR LFs are LFs: then only the line ends are left.
+_BAD_CHARS_BUT_LF = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+# name ":" value of one header line, the name a token (RFC 3261 §25.1).
+_field_line = re.compile(r"([A-Za-z0-9\-.!%*_+`'~]+)[ \t]*:(.*)").fullmatch
 _CALL_ID_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~()<>:\\\"/\[\]?{}]+(?:@[A-Za-z0-9\-.!%*_+`'~()<>:\\\"/\[\]?{}]+)?")
 
 
@@ -142,28 +147,25 @@ def _parse_head(raw: bytes) -> _Head:
     lines = _LINE_SPLIT.split(text)
     if len(lines) - 1 > MAX_HEADER_LINES:
         raise ParseError(f"more than {MAX_HEADER_LINES} header lines")
-    for number, line in enumerate(lines, start=1):
-        if len(line) > MAX_LINE_BYTES:
-            raise ParseError(f"line {number} longer than {MAX_LINE_BYTES} characters")
-        if _BAD_CHARS.search(line):
-            raise ParseError(f"control character on line {number}")
+    # One scan of the whole head; the line-by-line walk only runs to say which line is bad.
+    if max(map(len, lines)) > MAX_LINE_BYTES or _BAD_CHARS_BUT_LF.search(text.replace("\r\n", "\n")):
+        _raise_bad_line(lines)
 
-    headers = Headers()
     fields: list[list[str]] = []
     for line in lines[1:]:
+        field = _field_line(line)
+        if field is not None:
+            fields.append([field[1], field[2].strip(" \t")])
+            continue
         if line[:1] in (" ", "\t"):
             # §7.3.1 folding: a continuation line joins the previous field with one space.
             if not fields:
                 raise ParseError("continuation line before the first header")
             fields[-1][1] = f"{fields[-1][1]} {line.strip()}".strip()
             continue
-        name, colon, value = line.partition(":")
-        name = name.rstrip(" \t")
-        if not colon or not is_token(name):
-            raise ParseError(f"invalid header line {line[:80]!r}")
-        fields.append([name, value.strip(" \t")])
-    for name, value in fields:
-        headers.add(name, value)
+        raise ParseError(f"invalid header line {line[:80]!r}")
+    # Names are tokens and values free of control characters (checked above): no second check.
+    headers = Headers.trusted([(canonical_name(name), value) for name, value in fields])
 
     content_length: int | None = None
     values = headers.get_all("Content-Length")
@@ -177,6 +179,14 @@ def _parse_head(raw: bytes) -> _Head:
             raise ParseError("conflicting Content-Length headers")
         content_length = numbers.pop()
     return _Head(start_line=lines[0], headers=headers, content_length=content_length)
+
+
+def _raise_bad_line(lines: list[str]) -> None:
+    for number, line in enumerate(lines, start=1):
+        if len(line) > MAX_LINE_BYTES:
+            raise ParseError(f"line {number} longer than {MAX_LINE_BYTES} characters")
+        if _BAD_CHARS.search(line):
+            raise ParseError(f"control character on line {number}")
 
 
 def _build(head: _Head, body: bytes) -> Message:
@@ -218,35 +228,46 @@ def _status_line(line: str, headers: Headers, body: bytes) -> Response:
 
 def _check_headers(message: Message) -> None:
     headers = message.headers
-    mandatory = _MANDATORY + (("Max-Forwards",) if isinstance(message, Request) else ())
+    first: dict[str, str] = {}
+    count: dict[str, int] = {}
+    for name, value in headers:
+        if name not in first:
+            first[name] = value
+            count[name] = 1
+        else:
+            count[name] += 1
+    is_request = isinstance(message, Request)
+    mandatory = _MANDATORY + (("Max-Forwards",) if is_request else ())
     for name in mandatory:
-        values = headers.get_all(name)
-        if not values or not values[0].strip():
+        value = first.get(name)
+        if value is None or not value.strip():
             raise ParseError(f"missing mandatory header {name}")
     for name in _SINGLE:
-        if len(headers.get_all(name)) > 1:
+        if count.get(name, 0) > 1:
             raise ParseError(f"more than one {name} header")
     try:
         vias = message.vias
         message.from_  # noqa: B018 - parsed for validation only
         message.to  # noqa: B018
         cseq = message.cseq
-        for value in headers.get_all("Contact"):
-            if value.strip() != "*":
-                for item in split_values(value):
-                    NameAddr.parse(item)
+        if "Contact" in first:
+            for value in headers.get_all("Contact"):
+                if value.strip() != "*":
+                    for item in split_values(value):
+                        NameAddr.parse(item)
     except ValueError as exc:
         raise ParseError(str(exc)) from exc
     if not vias:
         raise ParseError("missing mandatory header Via")
-    if not _CALL_ID_RE.fullmatch(message.call_id):
-        raise ParseError(f"invalid Call-ID {message.call_id[:80]!r}")
-    max_forwards = headers.get("Max-Forwards")
+    call_id = first["Call-ID"]
+    if not _CALL_ID_RE.fullmatch(call_id):
+        raise ParseError(f"invalid Call-ID {call_id[:80]!r}")
+    max_forwards = first.get("Max-Forwards")
     if max_forwards is not None and not (
         max_forwards.isascii() and max_forwards.isdigit() and len(max_forwards) <= 3 and int(max_forwards) <= 255
     ):
         raise ParseError(f"invalid Max-Forwards {max_forwards[:20]!r}")
-    if isinstance(message, Request) and cseq.method != message.method:
+    if is_request and cseq.method != message.method:
         raise ParseError(f"CSeq method {cseq.method} does not match request method {message.method}")
 
 

@@ -1,9 +1,10 @@
 """Whatever arrives on the SIP port, the parser answers with a message or a ParseError."""
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.sip.message import Request, Response
+from gateway.sip.message import NameAddr, Request, Response, SipUri, Via
 from gateway.sip.parser import ParseError, StreamFramer, parse_message
 
 from .corpus import VALID
@@ -113,3 +114,41 @@ def test_it_raises_only_parse_error_from_the_stream_framer(data, chunk):
             framer.feed(data[i : i + chunk])
     except ParseError:
         pass
+
+
+VALUE_SEEDS = {
+    SipUri: ["sip:805E0C123456@192.168.1.23:5062;transport=udp", "sips:x@h.example.com:5061", "sip:h;lr", "sip:a:b@h"],
+    NameAddr: ['"Bob" <sip:u@h.c:5060;transport=udp>;tag=1', "<sip:portal@127.0.0.1>;tag=ab", "Al Li <sip:a@b>"],
+    Via: ["SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKf4;rport", "SIP/2.0/TCP h.example.com;received=1.2.3.4;rport=5060"],
+}
+VALUE_EDITS = [*'abcXYZ019:;,.<>@"\\=[]?&%+*!~ \t-_/', "sip:", "rport", "RPORT", ";rport=", "0", "65535", "60000", "é"]
+
+
+@st.composite
+def edited_value(draw: st.DrawFn, kind: type) -> str:
+    text = list(draw(st.sampled_from(VALUE_SEEDS[kind])))
+    for _ in range(draw(st.integers(0, 3))):
+        at = draw(st.integers(0, len(text)))
+        action = draw(st.sampled_from(["insert", "delete", "replace"]))
+        if action == "insert" or not text:
+            text[at:at] = [draw(st.sampled_from(VALUE_EDITS))]
+        elif action == "delete":
+            del text[min(at, len(text) - 1)]
+        else:
+            text[min(at, len(text) - 1)] = draw(st.sampled_from(VALUE_EDITS))
+    return "".join(text)
+
+
+def parsed_or_error(parse, text: str):
+    try:
+        return parse(text)
+    except ValueError as exc:
+        return f"ValueError: {exc}"
+
+
+@FUZZ
+@given(st.data())
+@pytest.mark.parametrize("kind", [SipUri, NameAddr, Via], ids=lambda kind: kind.__name__)
+def test_the_fast_paths_of_value_parsers_agree_with_the_general_ones(kind, data):
+    text = data.draw(edited_value(kind))
+    assert parsed_or_error(kind.parse, text) == parsed_or_error(kind.parse_general, text)
