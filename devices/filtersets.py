@@ -31,10 +31,11 @@ class DeviceFilterSet(django_filters.FilterSet):
         value = value.strip()
         if not value:
             return queryset
-        match = Q(display_name__icontains=value) | Q(location__icontains=value) | Q(phone_number__icontains=value)
+        # search_text is the fields, upper case, under one trigram index (devices migration 0010).
+        match = Q(search_text__contains=value.upper())
         if len(value) >= 3:
             # Users first, then their devices through an index: with the trigram indexes
-            # of devices migration 0006 a rare fragment is a BitmapOr, not a scan of the tenant.
+            # (devices 0006, 0010) a rare fragment is a BitmapOr, not a scan of the tenant.
             users = User.objects.filter(username__icontains=value).values("pk")
             match |= Q(EqualsAny("signed_in_user_id", users))
         else:
@@ -43,7 +44,7 @@ class DeviceFilterSet(django_filters.FilterSet):
             match |= Q(signed_in_user__username__icontains=value)
         fragment = mac_fragment(value)
         if fragment:
-            match |= Q(mac_hex__contains=fragment)
+            match |= Q(search_text__contains=fragment)
         return queryset.filter(match)
 
     def filter_model(self, queryset, name, value):

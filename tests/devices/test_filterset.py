@@ -66,8 +66,9 @@ ALL = {"HQ / Lobby", "HQ / Floor 2", "Lab 3", "Store room"}
         ({"q": "555 0100"}, {"HQ / Floor 2"}),
         ({"q": "megan"}, {"HQ / Floor 2"}),
         ({"q": "no such thing"}, set()),
-        # A single hex digit is too short to mean a MAC fragment; it still searches text.
-        ({"q": "3"}, {"Lab 3"}),
+        # Text matches the MAC's digits too, so a single digit finds it there as well as in names.
+        ({"q": "3"}, {"Lab 3", "HQ / Lobby"}),
+        ({"q": "lab"}, {"Lab 3"}),
         ({"model": "T54W"}, {"HQ / Lobby"}),
         ({"model": "vvx 450"}, {"HQ / Floor 2"}),
         ({"model": "Poly VVX 450"}, {"HQ / Floor 2"}),
