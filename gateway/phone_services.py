@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from devices.choices import CommandKind, DeviceState
@@ -120,16 +120,18 @@ def registrations_store(*, bindings: Sequence[Binding], now: datetime | None = N
         if row["synced_version"] < row["wanted_version"]:
             behind.add(row["pk"])
         results.append(Registration(row["pk"], binding.contact_uri, binding.expires_in))
-    _bindings_write(sorted(updates.items()), now=now)  # sorted: one lock order for concurrent batches
-    for device in Device.objects.select_related("tenant", "model").filter(pk__in=changed_agents.keys() | behind):
-        if device.pk in changed_agents:
-            # Parsed only when it changed: a refresh costs its share of one UPDATE, no catalog look-up.
-            agent = changed_agents[device.pk]
-            Device.objects.filter(pk=device.pk).update(
-                user_agent=agent, **_agent_facts(device, parse_user_agent(agent))
-            )
-        if device.pk in behind:
-            device_policy_sync_if_behind(device=device, now=now)
+    # One transaction: no reader sees a binding without the User-Agent facts stored with it.
+    with transaction.atomic():
+        _bindings_write(sorted(updates.items()), now=now)  # sorted: one lock order for concurrent batches
+        for device in Device.objects.select_related("tenant", "model").filter(pk__in=changed_agents.keys() | behind):
+            if device.pk in changed_agents:
+                # Parsed only when it changed: a refresh costs its share of one UPDATE, no catalog look-up.
+                agent = changed_agents[device.pk]
+                Device.objects.filter(pk=device.pk).update(
+                    user_agent=agent, **_agent_facts(device, parse_user_agent(agent))
+                )
+            if device.pk in behind:
+                device_policy_sync_if_behind(device=device, now=now)
     return results
 
 

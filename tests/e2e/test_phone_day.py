@@ -18,7 +18,6 @@ from pathlib import Path
 from uuid import uuid4
 
 import pytest
-from django.conf import settings as django_settings
 from django.test import Client
 
 from devices.choices import CommandKind, CommandStatus, DeviceState
@@ -28,11 +27,9 @@ from enrollment.services import verification_code_issue
 from portal.choices import Role
 from portal.models import AuditEvent
 from portal.services import Actor
-from tests.factories import DeviceFactory, MembershipFactory, TenantFactory, UserFactory, device_model, ensure_catalog
+from tests.factories import DeviceFactory, MembershipFactory, TenantFactory, UserFactory, device_model
 from tests.gateway.edge_helpers import SCENARIOS as EDGE_SCENARIOS
-from tests.gateway.edge_helpers import EdgeProcess
 from tests.gateway.sip.sipp import Sipp
-from tests.workers import CeleryWorker, purge_broker
 
 pytestmark = [pytest.mark.sipp, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -247,40 +244,6 @@ class Handset:
         self.sipp.stop()
         if self._finger is not None:
             self._finger.close()
-
-
-# --- The processes, one of each for the module -------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def cache_prefix() -> str:
-    """The edge and the worker share Redis keys (relay, lockouts) under a prefix of this module's own,
-    so that the lockout below never counts against another test's phones."""
-    return f"{django_settings.CACHES['default'].get('KEY_PREFIX', '')}-e2e-{uuid4().hex[:8]}"
-
-
-@pytest.fixture(scope="module")
-def edge(django_db_setup, live_server, cache_prefix):
-    process = EdgeProcess(extra_env={"CACHE_KEY_PREFIX": cache_prefix, "PUBLIC_BASE_URL": live_server.url})
-    with process:
-        yield process
-        assert process.terminate() == 0, process.log()
-        log = process.log_path.read_text(errors="replace")
-    assert "Traceback" not in log, log[-5000:]
-
-
-@pytest.fixture(scope="module")
-def worker(django_db_setup, cache_prefix):
-    purge_broker()
-    running = CeleryWorker(extra_env={"CACHE_KEY_PREFIX": cache_prefix, "SIP_T1": "0.05"}).start()
-    yield running
-    running.stop()
-    running.log_path.unlink(missing_ok=True)
-
-
-@pytest.fixture(autouse=True)
-def catalog(transactional_db):
-    ensure_catalog()  # transactional tests empty every table, the seeded catalog included
 
 
 @pytest.fixture

@@ -107,3 +107,17 @@ def test_the_sign_out_key_on_a_phone_nobody_is_signed_in_to_still_check_syncs_it
     Device.objects.filter(pk=device.pk).update(source_address="203.0.113.9:5060")
     phone_sign_out(sip_user=device.sip_user, source_ip="203.0.113.9")
     assert DeviceCommand.objects.get(device=device).kind == CommandKind.RESYNC
+
+
+def test_a_binding_is_stored_whole_or_not_at_all(tenant_a, monkeypatch):
+    """No reader may see a phone online whose User-Agent facts are not stored yet (or never will be)."""
+    device = DeviceFactory(tenant=tenant_a, model=device_model("Yealink", "T54W"))
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("the database went away mid-batch")
+
+    monkeypatch.setattr("gateway.phone_services._agent_facts", fail)
+    with pytest.raises(RuntimeError):
+        registrations_store(bindings=[binding(device, agent="Yealink SIP-T54W 96.86.0.70")])
+    device.refresh_from_db()
+    assert (device.contact_uri, device.user_agent, device.online) == ("", "", False)
