@@ -569,6 +569,8 @@ class CSeq:
 class _Message:
     """Header accessors and serialisation shared by requests and responses."""
 
+    __slots__ = ()  # the subclasses' slots then hold everything: no __dict__ per message
+
     headers: Headers
     body: bytes
 
@@ -626,7 +628,7 @@ class _Message:
         return self.to_bytes()
 
 
-@dataclass
+@dataclass(slots=True)
 class Request(_Message):
     method: str = ""
     uri: str = ""
@@ -637,7 +639,7 @@ class Request(_Message):
         return f"{self.method} {self.uri} {SIP_VERSION}"
 
 
-@dataclass
+@dataclass(slots=True)
 class Response(_Message):
     status: int = 0
     reason: str = ""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -85,29 +86,74 @@ def server_key(request: Request) -> ServerKey | None:
     return branch, sent_by, method
 
 
+@dataclass(frozen=True, slots=True)
+class PreparedRequest:
+    """A request already in wire form, with the key its responses will match: what a sender that
+    formats thousands of requests from a template hands over instead of a ``Request``."""
+
+    data: bytes
+    key: ClientKey
+
+
 class ClientTransaction:
     """Non-INVITE client transaction, RFC 3261 §17.1.2 (Figure 6).
 
     ``send`` hands bytes to the transport and may raise (any exception becomes a transport
     failure of this transaction, §17.1.4). ``result()`` returns the final response or raises
-    ``TransactionTimeout`` or the transport's exception.
+    ``TransactionTimeout`` or the transport's exception. ``on_settled``, when given, is called
+    once, as soon as that outcome is known (cheaper than awaiting ``result()`` by the thousand).
     """
+
+    # Thousands live at once (Timer K keeps each 5 s after its answer): no __dict__ apiece.
+    __slots__ = (
+        "_data",
+        "_deadline",
+        "_interval",
+        "_lanes",
+        "_loop",
+        "_next_e",
+        "_on_settled",
+        "_on_terminated",
+        "_result",
+        "_send",
+        "_timeout",
+        "_timer",
+        "absorbed",
+        "error",
+        "key",
+        "provisional",
+        "reliable",
+        "request",
+        "response",
+        "state",
+        "timers",
+        "transmissions",
+    )
 
     def __init__(
         self,
-        request: Request,
+        request: Request | PreparedRequest,
         *,
         send: Callable[[bytes], None],
         reliable: bool,
         timers: Timers = DEFAULT_TIMERS,
         timeout: float | None = None,
         on_terminated: Callable[[ClientTransaction], None] | None = None,
+        on_settled: Callable[[ClientTransaction], None] | None = None,
+        lanes: ClientLanes | None = None,
     ) -> None:
-        if request.method in ("INVITE", "ACK"):
-            raise ValueError("INVITE client transactions are not implemented; ACK has none")
-        key = client_key(request)
+        if isinstance(request, PreparedRequest):
+            key: ClientKey | None = request.key
+            self._data = request.data
+        else:
+            if request.method in ("INVITE", "ACK"):
+                raise ValueError("INVITE client transactions are not implemented; ACK has none")
+            key = client_key(request)
+            self._data = request.to_bytes()
         if key is None or not key[0].startswith(BRANCH_MAGIC):
             raise ValueError("request needs a top Via with an RFC 3261 branch")
+        if key[1] in ("INVITE", "ACK"):
+            raise ValueError("INVITE client transactions are not implemented; ACK has none")
         self.key: ClientKey = key
         self.request = request
         self.reliable = reliable
@@ -116,30 +162,49 @@ class ClientTransaction:
         self.transmissions = 0
         self.absorbed = 0  # responses received after the final one (retransmissions)
         self.provisional: Response | None = None
-        self._data = request.to_bytes()
+        self.response: Response | None = None  # the final response, once there is one
+        self.error: BaseException | None = None  # or why there is none
         self._send = send
         self._timeout = timers.timer_f if timeout is None else timeout
         self._on_terminated = on_terminated
+        self._on_settled = on_settled
+        # The endpoint's shared timers, when they run on the same T1 and T4 as this transaction.
+        self._lanes = lanes if lanes is not None and lanes.timers == timers else None
         self._loop = asyncio.get_running_loop()
-        self._result: asyncio.Future[Response] = self._loop.create_future()
+        self._result: asyncio.Future[Response] | None = None  # made when someone awaits result()
         self._interval = timers.t1
-        self._timer_e: asyncio.TimerHandle | None = None
-        self._timer_f: asyncio.TimerHandle | None = None
-        self._timer_k: asyncio.TimerHandle | None = None
+        # One timer at a time: the next of Timer E (retransmit) and Timer F (give up), then Timer K;
+        # the first E and K in the endpoint's lanes when there are some. (A cancelled handle stays
+        # in the loop's heap until its time: F is set only once the last E has fired.)
+        self._timer: asyncio.TimerHandle | None = None
+        self._next_e: float | None = None
+        self._deadline = 0.0
 
     @property
     def retransmissions(self) -> int:
         return max(self.transmissions - 1, 0)
 
     def start(self) -> None:
-        self._timer_f = self._loop.call_later(self._timeout, self._on_timer_f)
+        now = self._loop.time()
+        self._deadline = now + self._timeout
         if not self.reliable:
-            self._timer_e = self._loop.call_later(self._interval, self._on_timer_e)
+            self._next_e = now + self._interval
+            if self._lanes is not None and self._next_e < self._deadline:
+                self._lanes.first_e.add(self)
+                self._transmit()
+                return
+        self._arm()
         self._transmit()
 
     async def result(self) -> Response:
         # A caller cancelled meanwhile cancels only this future; the timers run on regardless,
         # so the transaction still ends (and absorbs late responses) as the RFC says.
+        if self._result is None:
+            self._result = self._loop.create_future()
+            if self.response is not None:
+                self._result.set_result(self.response)
+            elif self.error is not None:
+                self._result.set_exception(self.error)
         return await self._result
 
     def receive(self, response: Response) -> None:
@@ -152,22 +217,36 @@ class ClientTransaction:
             self.provisional = response
             return
         self.state = State.COMPLETED
-        self._cancel(self._timer_e, self._timer_f)
-        if not self._result.done():
-            self._result.set_result(response)
+        self._cancel_timer()
         # Timer K absorbs retransmitted final responses over UDP; zero over reliable transports.
+        if not self.reliable:
+            if self._lanes is not None:
+                self._lanes.k.add(self)
+            else:
+                self._timer = self._loop.call_later(self.timers.t4, self._terminate)
+        self._settle(response, None)
         if self.reliable:
             self._terminate()
-        else:
-            self._timer_k = self._loop.call_later(self.timers.t4, self._terminate)
 
     def fail(self, exc: BaseException) -> None:
         """Transport failure (§17.1.4) or shutdown: report to the TU and terminate."""
         if self.state is State.TERMINATED:
             return
-        if not self._result.done():
-            self._result.set_exception(exc)
+        self._settle(None, exc)
         self._terminate()
+
+    def _settle(self, response: Response | None, error: BaseException | None) -> None:
+        if self.response is not None or self.error is not None:
+            return
+        self.response, self.error = response, error
+        if self._result is not None and not self._result.done():
+            if response is not None:
+                self._result.set_result(response)
+            else:
+                self._result.set_exception(error)
+        if self._on_settled is not None:
+            on_settled, self._on_settled = self._on_settled, None
+            on_settled(self)
 
     def _transmit(self) -> None:
         self.transmissions += 1
@@ -176,6 +255,12 @@ class ClientTransaction:
         except Exception as exc:
             self.fail(exc)
 
+    def _arm(self) -> None:
+        if self._next_e is not None and self._next_e < self._deadline:
+            self._timer = self._loop.call_at(self._next_e, self._on_timer_e)
+        else:
+            self._timer = self._loop.call_at(self._deadline, self._on_timer_f)
+
     def _on_timer_e(self) -> None:
         if self.state is State.TRYING:
             self._interval = min(2 * self._interval, self.timers.t2)
@@ -183,7 +268,8 @@ class ClientTransaction:
             self._interval = self.timers.t2
         else:
             return
-        self._timer_e = self._loop.call_later(self._interval, self._on_timer_e)
+        self._next_e = self._loop.time() + self._interval
+        self._arm()
         self._transmit()
 
     def _on_timer_f(self) -> None:
@@ -194,20 +280,68 @@ class ClientTransaction:
         if self.state is State.TERMINATED:
             return
         self.state = State.TERMINATED
-        self._cancel(self._timer_e, self._timer_f, self._timer_k)
-        if not self._result.done():
-            self._result.cancel()
-        # Nobody may be awaiting a failed result; mark it retrieved to avoid "never retrieved" logs.
-        if self._result.done() and not self._result.cancelled():
+        self._cancel_timer()
+        if self._result is not None and self._result.done() and not self._result.cancelled():
+            # Nobody may be awaiting a failed result; mark it retrieved to avoid "never retrieved" logs.
             self._result.exception()
         if self._on_terminated is not None:
             self._on_terminated(self)
 
-    @staticmethod
-    def _cancel(*handles: asyncio.TimerHandle | None) -> None:
-        for handle in handles:
-            if handle is not None:
-                handle.cancel()
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+class TimerLane:
+    """Timers of one fixed delay for many transactions on one loop. They expire in the order they
+    were set, so a deque and a single loop handle serve them all, where ``call_later`` would give
+    each its own handle, context copy and heap entry. An entry cannot be cancelled: ``fire`` must
+    find out whether its transaction still has anything to do."""
+
+    def __init__(self, delay: float, fire: Callable[[ClientTransaction], None]) -> None:
+        self.delay = delay
+        self._fire = fire
+        self._entries: deque[tuple[float, ClientTransaction]] = deque()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._handle: asyncio.TimerHandle | None = None
+
+    def add(self, transaction: ClientTransaction) -> None:
+        loop = self._loop = transaction._loop
+        when = loop.time() + self.delay
+        self._entries.append((when, transaction))
+        if self._handle is None:
+            self._handle = loop.call_at(when, self._expire)
+
+    def _expire(self) -> None:
+        assert self._loop is not None
+        self._handle = None
+        now = self._loop.time()
+        entries = self._entries
+        while entries and entries[0][0] <= now:
+            self._fire(entries.popleft()[1])
+        if entries and self._handle is None:
+            self._handle = self._loop.call_at(entries[0][0], self._expire)
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        self._entries.clear()
+
+
+class ClientLanes:
+    """The timers nearly every client transaction of an endpoint sets, in lanes: Timer E's first
+    step (T1; it only does anything when no answer came) and Timer K (T4)."""
+
+    def __init__(self, timers: Timers) -> None:
+        self.timers = timers
+        self.first_e = TimerLane(timers.t1, ClientTransaction._on_timer_e)
+        self.k = TimerLane(timers.t4, ClientTransaction._terminate)
+
+    def close(self) -> None:
+        self.first_e.close()
+        self.k.close()
 
 
 class ServerTransaction:

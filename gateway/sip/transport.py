@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import ipaddress
 import logging
@@ -35,8 +36,10 @@ from .parser import ParseError, StreamFramer, parse_message
 from .transaction import (
     DEFAULT_TIMERS,
     ClientKey,
+    ClientLanes,
     ClientTransaction,
     InviteServerTransaction,
+    PreparedRequest,
     ServerKey,
     ServerTransaction,
     State,
@@ -245,6 +248,8 @@ class SipEndpoint:
         self._servers: dict[ServerKey, ServerTransaction | InviteServerTransaction] = {}
         self._calls: dict[DialogId, ServerCall] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._client_terminated_callback = self._client_terminated  # one bound method, not one apiece
+        self._lanes = ClientLanes(timers)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -298,6 +303,7 @@ class SipEndpoint:
         closed = TransportError("endpoint closed")
         for transaction in list(self._clients.values()):
             transaction.fail(closed)
+        self._lanes.close()
         for server in list(self._servers.values()):
             server.close()
         for call in list(self._calls.values()):
@@ -343,42 +349,75 @@ class SipEndpoint:
         return await transaction.result()
 
     async def start_transaction(
-        self, request: Request, destination: Address, *, transport: str = "udp"
+        self,
+        request: Request | PreparedRequest,
+        destination: Address,
+        *,
+        transport: str = "udp",
+        on_settled: Callable[[ClientTransaction], None] | None = None,
     ) -> ClientTransaction:
         """Like ``send_request`` but hands back the running transaction (for its counters)."""
         transport = transport.lower()
         if transport not in TRANSPORTS:
             raise TransportError(f"unsupported transport {transport!r}", permanent=True)
-        key = client_key(request)
-        if key is not None and key in self._clients:
-            raise ValueError(f"a transaction with branch {key[0]} is already running")
+        key = self._free_key(request)
+        if transport == "udp" and (address := self.ip_address_of(destination)) is not None:
+            return self._start(request, key, address, None, self.timers.timer_f, on_settled)
         loop = asyncio.get_running_loop()
         started = loop.time()
         address = await self._resolve(destination, transport)
-        connection: _StreamConnection | None = None
-        if transport == "tcp":
-            connection = await self._connect(address)
-            send: Callable[[bytes], None] = connection.send
-        else:
-
-            def send(data: bytes) -> None:
-                self._send_udp(data, address)
-
+        connection = await self._connect(address) if transport == "tcp" else None
         # Timer F counts from the start, so a slow TCP connect eats into it.
         remaining = max(self.timers.timer_f - (loop.time() - started), 0.0)
+        return self._start(request, key, address, connection, remaining, on_settled)
 
-        def terminated(transaction: ClientTransaction) -> None:
-            self._client_terminated(transaction)
-            if connection is not None:
+    def start_udp_transaction(
+        self,
+        request: Request | PreparedRequest,
+        address: Address,
+        *,
+        on_settled: Callable[[ClientTransaction], None] | None = None,
+    ) -> ClientTransaction:
+        """``start_transaction`` over UDP to an address from ``ip_address_of`` (no name to
+        resolve): it starts at once, without an await, so that a sender can start the next one
+        from the ``on_settled`` callback of the last."""
+        return self._start(request, self._free_key(request), address, None, self.timers.timer_f, on_settled)
+
+    def _free_key(self, request: Request | PreparedRequest) -> ClientKey | None:
+        key = request.key if isinstance(request, PreparedRequest) else client_key(request)
+        if key is not None and key in self._clients:
+            raise ValueError(f"a transaction with branch {key[0]} is already running")
+        return key
+
+    def _start(
+        self,
+        request: Request | PreparedRequest,
+        key: ClientKey | None,
+        address: Address,
+        connection: _StreamConnection | None,
+        timeout: float,
+        on_settled: Callable[[ClientTransaction], None] | None,
+    ) -> ClientTransaction:
+        if connection is not None:
+            send: Callable[[bytes], None] = connection.send
+
+            def terminated(transaction: ClientTransaction) -> None:
+                self._client_terminated(transaction)
                 connection.transactions.discard(transaction)
+
+        else:
+            send = functools.partial(self._send_udp, address=address)
+            terminated = self._client_terminated_callback
 
         transaction = ClientTransaction(
             request,
             send=send,
-            reliable=transaction_is_reliable(transport),
+            reliable=connection is not None,
             timers=self.timers,
-            timeout=remaining,
+            timeout=timeout,
             on_terminated=terminated,
+            on_settled=on_settled,
+            lanes=self._lanes,
         )
         self._clients[transaction.key] = transaction
         if connection is not None:
@@ -392,16 +431,22 @@ class SipEndpoint:
         if self._clients.get(transaction.key) is transaction:
             del self._clients[transaction.key]
 
-    async def _resolve(self, destination: Address, transport: str) -> Address:
+    @staticmethod
+    def ip_address_of(destination: Address) -> Address | None:
+        """``destination`` ready to send to when its host is an IP address; None when it is a
+        name to resolve. Raises TransportError (permanent) for an impossible port."""
         host, port = destination
         if not isinstance(port, int) or not 0 < port < 65536:
             raise TransportError(f"invalid port {port!r}", permanent=True)
         host = host.strip("[]")
-        try:
-            ipaddress.ip_address(host)
-            return host, port
-        except ValueError:
-            pass
+        return (host, port) if _is_ip_address(host) else None
+
+    async def _resolve(self, destination: Address, transport: str) -> Address:
+        address = self.ip_address_of(destination)
+        if address is not None:
+            return address
+        host, port = destination
+        host = host.strip("[]")
         loop = asyncio.get_running_loop()
         kind = socket.SOCK_DGRAM if transport == "udp" else socket.SOCK_STREAM
         try:
@@ -683,6 +728,19 @@ class SipEndpoint:
 
 def transaction_is_reliable(transport: str) -> bool:
     return transport != "udp"
+
+
+def _is_ip_address(host: str) -> bool:
+    try:
+        socket.inet_pton(socket.AF_INET, host)  # the common case, without ipaddress's Python
+        return True
+    except (OSError, ValueError):
+        pass
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return False
 
 
 def _to_tag(request: Request) -> str | None:

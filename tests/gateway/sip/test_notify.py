@@ -1,6 +1,7 @@
 """NOTIFY building and fan-out against in-process fake phones (SIPp runs in test_notify_sipp)."""
 
 import asyncio
+import sys
 import threading
 
 import pytest
@@ -84,6 +85,50 @@ def test_it_makes_every_notify_a_new_transaction_and_dialog():
 def test_it_refuses_an_event_that_is_not_a_valid_event_header(event):
     with pytest.raises(ValueError, match="invalid Event"):
         build_notify("sip:a@127.0.0.1", event, transport="udp", local_host="127.0.0.1", local_port=5060)
+
+
+@async_test
+async def test_it_sends_the_notify_build_notify_describes():
+    phone = await udp_phone(answer(200))
+    contact = f"sip:805E0C123456@127.0.0.1:{phone.address[1]};transport=udp?subject=ignored"
+    async with SipEndpoint(advertised_host="gw.example.com") as endpoint:
+        await send_notifies([NotifyTarget(key=1, contact_uri=contact)], "check-sync;reboot=false", endpoint=endpoint)
+        expected = build_notify(
+            contact, "check-sync;reboot=false", transport="udp", local_host="gw.example.com", local_port=endpoint.port
+        )
+    phone.close()
+    sent = phone.arrivals[0].request
+    # Everything but the random branch, From tag and Call-ID (every NOTIFY is a new dialog).
+    for request in (sent, expected):
+        request.headers.set("Via", request.headers.get("Via").replace(request.via.branch, "z9hG4bKx"))
+        request.headers.set("From", request.headers.get("From").replace(request.from_.tag, "x"))
+        request.headers.set("Call-ID", "x")
+    assert sent.to_bytes() == expected.to_bytes()
+
+
+@async_test
+async def test_it_reports_every_target_of_a_closed_endpoint_without_going_deeper_for_each():
+    # Each send fails at once, inside the call that starts it: the next must not start deeper down
+    # (a fleet of 100,000 would exhaust the stack).
+    depths = []
+
+    def event_for(target: NotifyTarget) -> str:
+        frame, depth = sys._getframe(), 0
+        while frame is not None:
+            frame, depth = frame.f_back, depth + 1
+        depths.append(depth)
+        return "check-sync"
+
+    endpoint = SipEndpoint()
+    await endpoint.start()
+    await endpoint.close()
+    targets = [NotifyTarget(key=i, contact_uri=f"sip:{i}@127.0.0.1:9") for i in range(50)]
+    outcomes = await send_notifies(targets, event_for, endpoint=endpoint, concurrency=50)
+    assert {(o.status, o.reason, o.outcome, o.permanent) for o in outcomes} == {
+        (None, "UDP socket is closed", "unreachable", False)
+    }
+    assert [o.key for o in outcomes] == list(range(50))
+    assert max(depths) == min(depths)
 
 
 @async_test
