@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from devices.choices import CommandStatus, DeviceState
 from devices.models import DeviceCommand
+from gateway import services
 from gateway.services import device_commands_send
 from tests.factories import DeviceFactory, device_model, registered
 from tests.gateway.sip.sipp import Sipp, free_port
@@ -17,6 +18,14 @@ pytestmark = pytest.mark.sipp
 @pytest.fixture(autouse=True)
 def short_timers(settings):
     settings.SIP_T1 = 0.02  # Timer F = 64·T1 = 1.28 s instead of 32 s
+
+
+@pytest.fixture(params=["arrays", "orm"])
+def storage(request, monkeypatch):
+    """Claims and outcomes go to PostgreSQL as arrays, one statement a batch; other databases
+    (SQLite under `make run`) take the ORM's way. Both must leave the same rows behind."""
+    if request.param == "orm":
+        monkeypatch.setattr(services, "_arrays", lambda: False)
 
 
 def phone(tenant, sipp: Sipp, *, vendor="Yealink", model="T54W", transport="udp"):
@@ -65,7 +74,7 @@ def test_a_resync_over_tcp_is_sent(admin_a, tmp_path):
     assert DeviceCommand.objects.get(pk=command["id"]).status == CommandStatus.SENT
 
 
-def test_a_phone_that_refuses_the_event_leaves_the_command_rejected_with_its_code(admin_a, tmp_path):
+def test_a_phone_that_refuses_the_event_leaves_the_command_rejected_with_its_code(admin_a, tmp_path, storage):
     with Sipp("phone_bad_event.xml", workdir=tmp_path) as sipp:
         device = phone(admin_a.tenant, sipp)
         command = restart(admin_a, device)
@@ -75,7 +84,9 @@ def test_a_phone_that_refuses_the_event_leaves_the_command_rejected_with_its_cod
     assert (stored.status, stored.sip_status) == (CommandStatus.REJECTED, 489)
 
 
-def test_a_phone_that_drops_the_first_notifies_gets_them_again_and_the_command_is_sent(admin_a, tmp_path, settings):
+def test_a_phone_that_drops_the_first_notifies_gets_them_again_and_the_command_is_sent(
+    admin_a, tmp_path, settings, storage
+):
     settings.SIP_T1 = 0.1  # the scenario answers between the 2nd and 3rd copy
     with Sipp("phone_slow.xml", workdir=tmp_path) as sipp:
         device = phone(admin_a.tenant, sipp, model="T54W")
@@ -102,6 +113,17 @@ def test_a_device_without_a_registration_is_unreachable_at_once(admin_a):
     command = restart(admin_a, device)
     assert (command["status"], command["reason"]) == ("unreachable", "not registered")
     assert command["final"] is True
+
+
+def test_a_device_whose_registration_lapsed_before_the_send_is_unreachable_without_an_attempt(admin_a, storage):
+    device = registered(DeviceFactory(tenant=admin_a.tenant), contact="sip:a@127.0.0.1:9")
+    command = restart(admin_a, device)
+    registered(device, contact=device.contact_uri, minutes=-1)
+    assert device_commands_send(command_ids=[command["id"]]) == []
+    stored = DeviceCommand.objects.get(pk=command["id"])
+    assert (stored.status, stored.reason, stored.attempt_count) == (CommandStatus.UNREACHABLE, "not registered", 0)
+    assert stored.finished_at is not None
+    assert not stored.attempts.exists()
 
 
 def test_asking_again_while_a_restart_is_in_flight_returns_the_same_command(admin_a, tmp_path):
@@ -143,7 +165,7 @@ def test_a_restart_is_audited_with_who_asked(admin_a):
     assert event.actor_type == "token"
 
 
-def test_a_transport_error_is_retried_and_then_the_command_is_unreachable(admin_a, settings):
+def test_a_transport_error_is_retried_and_then_the_command_is_unreachable(admin_a, settings, storage):
     settings.DEVICE_COMMAND_MAX_ATTEMPTS = 3
     device = DeviceFactory(tenant=admin_a.tenant, model=device_model())
     port = free_port()  # nothing listens there: the TCP connection is refused
@@ -159,7 +181,7 @@ def test_a_transport_error_is_retried_and_then_the_command_is_unreachable(admin_
     assert stored.attempts.count() == 3
 
 
-def test_a_command_another_worker_took_over_is_not_recorded_twice(admin_a, tmp_path):
+def test_a_command_another_worker_took_over_is_not_recorded_twice(admin_a, tmp_path, storage):
     with Sipp("phone_any_check_sync.xml", workdir=tmp_path) as sipp:
         device = phone(admin_a.tenant, sipp)
         command = restart(admin_a, device, kind="resync")
