@@ -281,6 +281,10 @@ _PLAIN_VIA_RE = re.compile(
     rf"((?:;(?!(?i:rport)=){_TOKEN}(?:={_GEN_VALUE})?|;(?i:rport)=(?:{_PORT}))*)"
 )
 
+# For checks that need no object: a value these match is one valid Via / name-addr.
+plain_via = _PLAIN_VIA_RE.fullmatch
+plain_name_addr = _PLAIN_NAME_ADDR_RE.fullmatch
+
 
 def _plain_params(text: str) -> dict[str, str | None]:
     """``_split_params`` for text that matched ``_PLAIN_PARAMS``: no quotes, no spaces."""

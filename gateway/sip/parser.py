@@ -11,14 +11,18 @@ from dataclasses import dataclass
 
 from .message import (
     SIP_VERSION,
+    CSeq,
     Headers,
     Message,
     NameAddr,
     Request,
     Response,
+    Via,
     canonical_name,
     check_request_uri,
     is_token,
+    plain_name_addr,
+    plain_via,
     split_values,
 )
 
@@ -245,14 +249,19 @@ def _check_headers(message: Message) -> None:
     for name in _SINGLE:
         if count.get(name, 0) > 1:
             raise ParseError(f"more than one {name} header")
+    # Checked, not kept: what matches a fast path's pattern is valid, the rest is parsed to say why not.
     try:
-        vias = message.vias
-        message.from_  # noqa: B018 - parsed for validation only
-        message.to  # noqa: B018
-        cseq = message.cseq
+        vias = 0
+        for name, value in headers:
+            if name == "Via":
+                vias += 1 if plain_via(value) else len([Via.parse(v) for v in split_values(value)])
+        for name in ("From", "To"):
+            if not plain_name_addr(first[name]):
+                NameAddr.parse(first[name])
+        cseq = CSeq.parse(first["CSeq"])
         if "Contact" in first:
             for value in headers.get_all("Contact"):
-                if value.strip() != "*":
+                if value.strip() != "*" and not plain_name_addr(value):
                     for item in split_values(value):
                         NameAddr.parse(item)
     except ValueError as exc:
