@@ -155,21 +155,13 @@ def _parse_head(raw: bytes) -> _Head:
     if max(map(len, lines)) > MAX_LINE_BYTES or _BAD_CHARS_BUT_LF.search(text.replace("\r\n", "\n")):
         _raise_bad_line(lines)
 
-    fields: list[list[str]] = []
-    for line in lines[1:]:
-        field = _field_line(line)
-        if field is not None:
-            fields.append([field[1], field[2].strip(" \t")])
-            continue
-        if line[:1] in (" ", "\t"):
-            # §7.3.1 folding: a continuation line joins the previous field with one space.
-            if not fields:
-                raise ParseError("continuation line before the first header")
-            fields[-1][1] = f"{fields[-1][1]} {line.strip()}".strip()
-            continue
-        raise ParseError(f"invalid header line {line[:80]!r}")
+    matches = list(map(_field_line, lines[1:]))
+    if None in matches:  # folded lines, or a bad one
+        items = _folded_fields(lines[1:])
+    else:
+        items = [(canonical_name(match[1]), match[2].strip(" \t")) for match in matches]
     # Names are tokens and values free of control characters (checked above): no second check.
-    headers = Headers.trusted([(canonical_name(name), value) for name, value in fields])
+    headers = Headers.trusted(items)
 
     content_length: int | None = None
     values = headers.get_all("Content-Length")
@@ -183,6 +175,23 @@ def _parse_head(raw: bytes) -> _Head:
             raise ParseError("conflicting Content-Length headers")
         content_length = numbers.pop()
     return _Head(start_line=lines[0], headers=headers, content_length=content_length)
+
+
+def _folded_fields(lines: list[str]) -> list[tuple[str, str]]:
+    fields: list[list[str]] = []
+    for line in lines:
+        field = _field_line(line)
+        if field is not None:
+            fields.append([field[1], field[2].strip(" \t")])
+            continue
+        if line[:1] in (" ", "\t"):
+            # §7.3.1 folding: a continuation line joins the previous field with one space.
+            if not fields:
+                raise ParseError("continuation line before the first header")
+            fields[-1][1] = f"{fields[-1][1]} {line.strip()}".strip()
+            continue
+        raise ParseError(f"invalid header line {line[:80]!r}")
+    return [(canonical_name(name), value) for name, value in fields]
 
 
 def _raise_bad_line(lines: list[str]) -> None:
@@ -232,27 +241,23 @@ def _status_line(line: str, headers: Headers, body: bytes) -> Response:
 
 def _check_headers(message: Message) -> None:
     headers = message.headers
-    first: dict[str, str] = {}
-    count: dict[str, int] = {}
-    for name, value in headers:
-        if name not in first:
-            first[name] = value
-            count[name] = 1
-        else:
-            count[name] += 1
+    items = headers.items()
+    first = dict(reversed(items))  # each name's first value
     is_request = isinstance(message, Request)
     mandatory = _MANDATORY + (("Max-Forwards",) if is_request else ())
     for name in mandatory:
         value = first.get(name)
         if value is None or not value.strip():
             raise ParseError(f"missing mandatory header {name}")
-    for name in _SINGLE:
-        if count.get(name, 0) > 1:
-            raise ParseError(f"more than one {name} header")
+    if len(first) < len(items):  # some name repeats
+        names = [name for name, _ in items]
+        for name in _SINGLE:
+            if names.count(name) > 1:
+                raise ParseError(f"more than one {name} header")
     # Checked, not kept: what matches a fast path's pattern is valid, the rest is parsed to say why not.
     try:
         vias = 0
-        for name, value in headers:
+        for name, value in items:
             if name == "Via":
                 vias += 1 if plain_via(value) else len([Via.parse(v) for v in split_values(value)])
         for name in ("From", "To"):

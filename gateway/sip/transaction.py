@@ -296,11 +296,13 @@ class ClientTransaction:
 class TimerLane:
     """Timers of one fixed delay for many transactions on one loop. They expire in the order they
     were set, so a deque and a single loop handle serve them all, where ``call_later`` would give
-    each its own handle, context copy and heap entry. An entry cannot be cancelled: ``fire`` must
-    find out whether its transaction still has anything to do."""
+    each its own handle, context copy and heap entry; and the handle waits ``slack`` seconds more,
+    so that one wake-up serves every timer due meanwhile (late by at most that, never early). An
+    entry cannot be cancelled: ``fire`` must find out whether its transaction has anything to do."""
 
-    def __init__(self, delay: float, fire: Callable[[ClientTransaction], None]) -> None:
+    def __init__(self, delay: float, fire: Callable[[ClientTransaction], None], *, slack: float = 0.0) -> None:
         self.delay = delay
+        self.slack = slack
         self._fire = fire
         self._entries: deque[tuple[float, ClientTransaction]] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -311,7 +313,7 @@ class TimerLane:
         when = loop.time() + self.delay
         self._entries.append((when, transaction))
         if self._handle is None:
-            self._handle = loop.call_at(when, self._expire)
+            self._handle = loop.call_at(when + self.slack, self._expire)
 
     def _expire(self) -> None:
         assert self._loop is not None
@@ -321,7 +323,7 @@ class TimerLane:
         while entries and entries[0][0] <= now:
             self._fire(entries.popleft()[1])
         if entries and self._handle is None:
-            self._handle = self._loop.call_at(entries[0][0], self._expire)
+            self._handle = self._loop.call_at(entries[0][0] + self.slack, self._expire)
 
     def close(self) -> None:
         if self._handle is not None:
@@ -336,8 +338,10 @@ class ClientLanes:
 
     def __init__(self, timers: Timers) -> None:
         self.timers = timers
-        self.first_e = TimerLane(timers.t1, ClientTransaction._on_timer_e)
-        self.k = TimerLane(timers.t4, ClientTransaction._terminate)
+        # 10 ms late at most at RFC timings: a retransmission that late, or a transaction kept that
+        # much longer, no phone can tell; shorter with shortened timers (tests).
+        self.first_e = TimerLane(timers.t1, ClientTransaction._on_timer_e, slack=min(0.01, timers.t1 / 50))
+        self.k = TimerLane(timers.t4, ClientTransaction._terminate, slack=min(0.01, timers.t4 / 50))
 
     def close(self) -> None:
         self.first_e.close()
