@@ -216,6 +216,27 @@ def timed(action):
     return result, time.perf_counter() - started, f"{100 * hot / max(updated, 1):.0f}% HOT"
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a live process has used so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def backend_pids(database: str) -> list[int]:
+    """PostgreSQL's server processes serving the bench's connections (not autovacuum's)."""
+    import psycopg
+
+    url = urlsplit(os.environ["DATABASE_URL"])
+    with psycopg.connect(urlunsplit(url._replace(path=f"/{MAINTENANCE_DB}")), autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND backend_type = 'client backend'", [database]
+        ).fetchall()
+    return [pid for (pid,) in rows]
+
+
 def start_workers(count: int, url: str) -> list[subprocess.Popen]:
     env = {**os.environ, "DATABASE_URL": url, "CELERY_BROKER_URL": BROKER, "LOG_LEVEL": "WARNING"}
     workers = []
@@ -328,14 +349,23 @@ def main() -> None:
         workers = start_workers(args.workers, url)
         time.sleep(4)  # let them connect before the clock starts
     commands = DeviceCommand.objects.filter(tenant=tenant, kind=CommandKind.POLICY_SYNC)
+    # CPU time, unlike wall time, does not depend on what else the machine runs: count it per process.
+    cpu: dict[str, float] = {}
     try:
         with sipp:
+            assert sipp.process is not None
+            backends = {pid: cpu_seconds(pid) for pid in backend_pids(args.database)}
+            cpu_before = {"workers": sum(cpu_seconds(w.pid) for w in workers), "this process": time.process_time()}
             started = time.perf_counter()
             queued = policy_sync_fan_out()
             queue_seconds = time.perf_counter() - started
             while commands.filter(status__in=PENDING_COMMAND_STATUSES).exists():
                 time.sleep(0.2)
             total = time.perf_counter() - started
+            cpu["workers"] = sum(cpu_seconds(w.pid) for w in workers) - cpu_before["workers"]
+            cpu["PostgreSQL"] = sum(cpu_seconds(pid) - backends.get(pid, 0.0) for pid in backend_pids(args.database))
+            cpu["SIPp"] = cpu_seconds(sipp.process.pid)
+            cpu["this process"] = time.process_time() - cpu_before["this process"]
             code = sipp.wait(LINGER_MS / 1000 + 60)
     finally:
         for worker in workers:
@@ -354,6 +384,13 @@ def main() -> None:
             f"fan-out: queued -> all final                    {total:.3f} s  ({queued / total:,.0f} NOTIFY/s,"
             f" {args.workers} workers, {settings.POLICY_SYNC_BATCH} per task)"
         )
+    print(
+        "CPU until all final  "
+        + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in cpu.items() if seconds or name != "workers")
+        + f"  = {1e6 * sum(cpu.values()) / max(queued, 1):,.0f} µs per NOTIFY"
+        + (f" (workers alone {1e6 * cpu['workers'] / max(queued, 1):,.0f} µs)" if workers else "")
+    )
+    print(f"load average       {' '.join(f'{x:.1f}' for x in os.getloadavg())} (at the end)")
     print(f"statuses           {statuses}")
     print(f"SIPp exit code     {code}  (0: every call passed its scenario)")
 
