@@ -594,6 +594,16 @@ class _Message:
         return Via.parse(split_values(value)[0])
 
     @property
+    def branch(self) -> str | None:
+        """``via.branch``, without building the Via when it takes the fast path (every response
+        is matched to its transaction by it)."""
+        value = self.headers.get("Via")
+        plain = _PLAIN_VIA_RE.fullmatch(value) if value is not None else None
+        if plain is not None:
+            return _plain_params(plain.group(4)).get("branch")
+        return self.via.branch
+
+    @property
     def cseq(self) -> CSeq:
         return CSeq.parse(self.headers.get("CSeq") or "")
 

@@ -119,7 +119,7 @@ def notify_addresses(contact_uri: str, aor: str | None = None) -> tuple[SipUri, 
     uri = SipUri.parse(contact_uri)
     if uri.scheme != "sip":
         raise ValueError(f"{uri.scheme}: contacts (TLS) are not supported")
-    request_uri = str(uri.without_headers())  # §19.1.5: no URI headers in a Request-URI
+    request_uri = str(uri.without_headers() if uri.headers else uri)  # §19.1.5: no URI headers in a Request-URI
     to_uri = str(SipUri.parse(aor)) if aor else request_uri
     return uri, request_uri, to_uri
 

@@ -63,7 +63,7 @@ ServerKey = tuple[str, str, str]  # (branch, sent-by, method), §17.2.3
 def client_key(message: Request | Response) -> ClientKey | None:
     """Key under which a response finds the client transaction that sent its request."""
     try:
-        branch = message.via.branch
+        branch = message.branch
         method = message.cseq.method
     except ValueError:
         return None
