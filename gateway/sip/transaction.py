@@ -168,8 +168,8 @@ class ClientTransaction:
         self._timeout = timers.timer_f if timeout is None else timeout
         self._on_terminated = on_terminated
         self._on_settled = on_settled
-        # The endpoint's shared timers, when they run on the same T1 and T4 as this transaction.
-        self._lanes = lanes if lanes is not None and lanes.timers == timers else None
+        # The endpoint's shared lanes (lanes of its own for a transaction on other timers).
+        self._lanes = lanes if lanes is not None and lanes.timers == timers else ClientLanes(timers)
         self._loop = asyncio.get_running_loop()
         self._result: asyncio.Future[Response] | None = None  # made when someone awaits result()
         self._interval = timers.t1
@@ -189,7 +189,7 @@ class ClientTransaction:
         self._deadline = now + self._timeout
         if not self.reliable:
             self._next_e = now + self._interval
-            if self._lanes is not None and self._next_e < self._deadline:
+            if self._next_e < self._deadline:
                 self._lanes.first_e.add(self)
                 self._transmit()
                 return
@@ -220,10 +220,7 @@ class ClientTransaction:
         self._cancel_timer()
         # Timer K absorbs retransmitted final responses over UDP; zero over reliable transports.
         if not self.reliable:
-            if self._lanes is not None:
-                self._lanes.k.add(self)
-            else:
-                self._timer = self._loop.call_later(self.timers.t4, self._terminate)
+            self._lanes.k.add(self)
         self._settle(response, None)
         if self.reliable:
             self._terminate()
