@@ -92,13 +92,14 @@ def copy_limit(rows: int, seed: int, tenant_id: int) -> float:
     from django.db import connection
     from django.utils import timezone
 
-    from devices.imports import _device_insert, model_catalog
+    from devices.imports import _device_insert
     from devices.models import Device
+    from devices.selectors import device_model_catalog
 
     rng = random.Random(seed)
     order = list(range(rows))
     rng.shuffle(order)
-    catalog = model_catalog()
+    catalog = device_model_catalog()
     columns, expressions, values = _device_insert(tenant_id=tenant_id, now=timezone.now(), connection=connection)
     # Per column: the index of a staged value, or the fixed default the import writes.
     staged = {"s.mac": 0, "s.location": 1, "s.display_name": 2, "s.model_id": 3}

@@ -22,7 +22,8 @@ from django.db import DatabaseError, transaction
 from django.db import connection as default_connection
 from django.utils import timezone
 
-from devices.models import Device, DeviceModel, ImportRowError
+from devices.models import Device, ImportRowError
+from devices.selectors import device_model_catalog, device_model_key
 from portal.mac import InvalidMac, normalize_mac
 from portal.models import AuditEvent
 
@@ -204,20 +205,6 @@ class CsvFile:
         return count
 
 
-def model_catalog() -> dict[str, int]:
-    """Every way a row may name a catalog model (`T54W`, `Yealink T54W`, its id) -> its id, read once."""
-    catalog: dict[str, int] = {}
-    for pk, vendor, model in DeviceModel.objects.order_by("vendor", "model", "id").values_list("id", "vendor", "model"):
-        catalog.setdefault(str(pk), pk)
-        catalog.setdefault(_catalog_key(f"{vendor} {model}"), pk)
-        catalog.setdefault(_catalog_key(model), pk)
-    return catalog
-
-
-def _catalog_key(text: str) -> str:
-    return " ".join(text.split()).lower()
-
-
 class RowChecker:
     """The checks of one row that need nothing but the row (and the catalog)."""
 
@@ -256,7 +243,7 @@ class RowChecker:
                 )
         model_id = None
         if model := self._cell(cells, "model"):
-            model_id = self.catalog.get(_catalog_key(model))
+            model_id = self.catalog.get(device_model_key(model))
             if model_id is None:
                 message = f'"{model}" is not a known device model'
                 errors.append(RowError(number, labels["model"], message, index["model"]))
@@ -482,7 +469,7 @@ def check_file(
     csv_file: CsvFile, staging: Staging, *, flush_every: int, on_progress: Callable[[int], None] | None = None
 ) -> None:
     """Check every row, staging rows with a valid MAC and every cell error, `flush_every` rows at a time."""
-    checker = RowChecker(csv_file, model_catalog())
+    checker = RowChecker(csv_file, device_model_catalog())
     rows: list[tuple] = []
     errors: list[RowError] = []
     processed = 0

@@ -77,6 +77,22 @@ def device_model_list() -> QuerySet:
     return DeviceModel.objects.order_by("vendor", "model")
 
 
+def device_model_key(text: str) -> str:
+    return " ".join(str(text).split()).lower()
+
+
+def device_model_catalog() -> dict[str, int]:
+    """Every way a person may name a catalog model (its id, `T54W`, `Yealink T54W`, in any case and
+    spacing) -> its id, in one query: the one rule for the add form, the API and CSV imports."""
+    catalog: dict[str, int] = {}
+    rows = DeviceModel.objects.order_by("vendor", "model", "id").values_list("id", "vendor", "model")
+    for pk, vendor, model in rows:
+        catalog.setdefault(str(pk), pk)
+        catalog.setdefault(device_model_key(f"{vendor} {model}"), pk)
+        catalog.setdefault(device_model_key(model), pk)
+    return catalog
+
+
 def device_model_lookup(value) -> DeviceModel | None:
     """A catalog entry by id, `T54W` or `Yealink T54W`; None for an empty value; ValueError if unknown."""
     if value in (None, ""):
@@ -84,17 +100,10 @@ def device_model_lookup(value) -> DeviceModel | None:
     if isinstance(value, DeviceModel):
         return value
     text = str(value).strip()
-    models = DeviceModel.objects.all()
-    if text.isdigit() and (found := models.filter(pk=int(text)).first()):
-        return found
-    vendor, _, name = text.partition(" ")
-    found = (
-        (models.filter(vendor__iexact=vendor, model__iexact=name.strip()).first() if name else None)
-        or models.filter(model__iexact=text).first()
-    )
-    if found is None:
+    pk = device_model_catalog().get(device_model_key(text))
+    if pk is None:
         raise ValueError(f'"{text}" is not a known device model')
-    return found
+    return DeviceModel.objects.get(pk=pk)
 
 
 EXPORT_HEADER = [
@@ -126,15 +135,18 @@ def device_command_get(*, tenant: Tenant, pk) -> DeviceCommand:
     )
 
 
-def device_commands_latest(*, tenant: Tenant, device_ids) -> dict[int, DeviceCommand]:
-    """The newest command of each device in `device_ids`, in two queries whatever their number."""
+def device_commands_load(*, tenant: Tenant, devices: list[Device]) -> list[Device]:
+    """Each device's newest command as `device.latest_command` (or None), in two queries per page."""
     latest_ids = (
-        DeviceCommand.objects.filter(tenant=tenant, device_id__in=list(device_ids))
+        DeviceCommand.objects.filter(tenant=tenant, device_id__in=[d.pk for d in devices])
         .values("device_id")
         .annotate(latest=Max("id"))
         .values_list("latest", flat=True)
     )
-    return {command.device_id: command for command in DeviceCommand.objects.filter(pk__in=list(latest_ids))}
+    latest = {command.device_id: command for command in DeviceCommand.objects.filter(pk__in=list(latest_ids))}
+    for device in devices:
+        device.latest_command = latest.get(device.pk)
+    return devices
 
 
 def device_command_history(*, device: Device, limit: int = 50) -> QuerySet:

@@ -17,7 +17,7 @@ from devices.selectors import (
     SORTS,
     device_command_get,
     device_command_history,
-    device_commands_latest,
+    device_commands_load,
     device_export_rows,
     device_get,
     device_model_list,
@@ -73,9 +73,7 @@ def device_list(request: HttpRequest) -> HttpResponse:
     except ValidationError as error:
         filter_errors = error.message_dict
     if page is not None:
-        latest = device_commands_latest(tenant=request.tenant, device_ids=[d.pk for d in page.items])
-        for device in page.items:
-            device.latest_command = latest.get(device.pk)
+        device_commands_load(tenant=request.tenant, devices=page.items)
         verification_codes_load(tenant=request.tenant, devices=page.items)
         policy_sync_load(tenant=request.tenant, devices=page.items)
     context = {

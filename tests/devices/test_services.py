@@ -260,3 +260,22 @@ def test_online_means_a_registration_that_has_not_expired(device_a):
     assert device_a.online
     device_a.registration_expires_at = timezone.now() - timedelta(seconds=1)
     assert not device_a.online
+
+
+@pytest.mark.parametrize(
+    ("named", "vendor", "model"),
+    [("T54W", "Yealink", "T54W"), ("  Yealink   T54W ", "Yealink", "T54W"), ("vvx  450", "Poly", "VVX 450"),
+     ("poly vvx 450", "Poly", "VVX 450")],
+)
+def test_the_add_form_and_csv_imports_name_models_by_the_same_rule(tenant_a, actor, named, vendor, model):
+    from devices.selectors import device_model_catalog, device_model_key
+
+    expected = device_model(vendor, model)
+    assert device_model_catalog()[device_model_key(named)] == expected.pk  # what a CSV import uses
+    device = services.device_onboard(tenant=tenant_a, actor=actor, mac="00:15:65:aa:bb:01", location="L", model=named)
+    assert device.model == expected
+
+
+def test_an_unknown_model_is_refused_by_name(tenant_a, actor):
+    with pytest.raises(ValidationError, match="is not a known device model"):
+        services.device_onboard(tenant=tenant_a, actor=actor, mac="00:15:65:aa:bb:02", location="L", model="T99Z")
