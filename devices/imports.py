@@ -14,18 +14,19 @@ temporary table of the staged rows, never with a query per row."""
 import codecs
 import csv
 import io
+import queue
 import re
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, OperationalError, transaction
 from django.db import connection as default_connection
 from django.utils import timezone
 
 from devices.models import Device, ImportRowError
 from devices.selectors import device_model_catalog, device_model_key
 from portal.mac import InvalidMac, normalize_mac
-from portal.models import AuditEvent
 
 MAX_BYTES = 50 * 1024 * 1024
 MAX_ROWS = 1_000_000
@@ -41,6 +42,7 @@ ALIASES = {
     "location": "location", "displayname": "display_name", "model": "model",
 }
 DELIMITERS = (",", ";", "\t")
+STAGED_COLUMNS = "row_no, mac, location, display_name, model_id"  # what RowChecker.check stages
 OTHER_ORGANIZATION = " is already onboarded by another organization"
 # Sorts a row's errors that concern the whole row after those of its cells.
 ROW_POSITION = 10_000
@@ -318,7 +320,7 @@ class Staging:
                 cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})", list(records))
 
     def add_rows(self, rows: list[tuple]) -> None:
-        self._load(self.rows, "row_no, mac, location, display_name, model_id", rows)
+        self._load(self.rows, STAGED_COLUMNS, rows)
 
     def add_errors(self, errors: list[RowError], kind: int = 0) -> None:
         self._load(
@@ -394,43 +396,147 @@ class Staging:
             bounds = [mac for (mac,) in cursor.fetchall()]
         return list(zip(["", *bounds], [*bounds, None], strict=True))
 
-    def write(self, *, tenant_id: int, actor, job_id: int, after: str, upto: str | None) -> int:
-        """Insert the new rows of one MAC range as devices, with their `device.onboard` audit rows."""
+    def write(self, *, tenant_id: int, after: str, upto: str | None) -> int:
+        """Insert the new rows of one MAC range as devices."""
         where, params = "NOT s.existing AND s.mac > %s", [after]
         if upto is not None:
             where += " AND s.mac <= %s"
             params.append(upto)
-        now = timezone.now()
-        columns, expressions, values = _device_insert(tenant_id=tenant_id, now=now, connection=self.connection)
-        created = self._execute(
+        columns, expressions, values = _device_insert(
+            tenant_id=tenant_id, now=timezone.now(), connection=self.connection
+        )
+        return self._execute(
             f"INSERT INTO {_table(Device)} ({', '.join(columns)}) SELECT {', '.join(expressions)} "
             f"FROM {self.rows} s WHERE {where} ORDER BY s.mac",
             [*values, *params],
         )
-        self._audit(tenant_id=tenant_id, actor=actor, job_id=job_id, now=now, where=where, params=params)
-        return created
 
-    def _audit(self, *, tenant_id: int, actor, job_id: int, now, where: str, params: list) -> None:
-        """The same rows portal.services.audit_record_many writes, made by the database from the new
-        devices: a million model instances would not fit the memory or the time of an import."""
-        device_id, mac, name = (_column(Device, f) for f in ("id", "mac", "display_name"))
-        details = "jsonb_build_object" if self.postgres else "json_object"
-        fields = {
-            "tenant": "%s", "actor_type": "%s", "actor_user": "%s", "actor_label": "%s", "action": "%s",
-            "object_type": "%s", "object_id": f"d.{device_id}",
-            "object_repr": f"COALESCE(NULLIF(d.{name}, ''), d.{mac})",
-            "details": f"{details}('mac', d.{mac}, 'import', %s)", "created_at": "%s",
-        }
-        values = [
-            tenant_id, actor.type, actor.user.pk if actor.user else None, actor.label[:200], "device.onboard",
-            "device", job_id, now,
-        ]
-        self._execute(
-            f"INSERT INTO {_table(AuditEvent)} ({', '.join(_column(AuditEvent, f) for f in fields)}) "
-            f"SELECT {', '.join(fields.values())} FROM {self.rows} s "
-            f"JOIN {_table(Device)} d ON d.{mac} = s.mac WHERE {where}",
-            [*values, *params],
-        )
+
+class DeviceWriter:
+    """Writes the devices of a big file on PostgreSQL, taking its rows while the file is still being read.
+
+    Reading and checking rows is Python (one core); PostgreSQL (the other) meanwhile loads them into
+    a temporary table of its own. Then the devices are written from it in MAC order, a range at a
+    time: inserting a million rows in the file's order cost a third more, every index taking them
+    at random places. The writer is a thread with its own database connection and one transaction;
+    a row whose MAC is taken is left alone (ON CONFLICT DO NOTHING). Nothing it writes is seen before
+    `commit`, which commits only if every row handed over became a device: then the file had no
+    duplicate, no MAC of another organization and nothing already onboarded, and needs no set-wise
+    checks. Any other outcome rolls back, for the checked path (Staging) to find out why. After an
+    error the thread keeps draining its queue, so the reading side never blocks on it."""
+
+    _ABANDON = object()
+    SAMPLE_EVERY = 64  # MACs kept in memory to cut the file into ranges of about `batch_rows`
+
+    def __init__(self, *, job_id: int, tenant_id: int, batch_rows: int):
+        self.job_id = job_id
+        self.tenant_id = tenant_id
+        self.batch_rows = batch_rows
+        self.written = 0  # read by the reading side for progress
+        self.error: BaseException | None = None
+        self._sample: list[str] = []
+        self._closed = False
+        self._committed = False
+        self._progressed = threading.Event()  # set by the writer after each range it writes
+        self._queue: queue.Queue = queue.Queue(maxsize=2)  # at most two chunks in memory ahead of the writer
+        self._thread = threading.Thread(target=self._run, name=f"import-{job_id}-writer", daemon=True)
+        self._thread.start()
+
+    def write(self, rows: list[tuple]) -> None:
+        if not self._closed and self.error is None:
+            self._queue.put(rows)
+
+    def abandon(self) -> None:
+        self._close(self._ABANDON)
+
+    def commit(self, *, expected: int, finish: Callable[[int], None], on_wait: Callable[[int], None]) -> bool:
+        """Commit if exactly `expected` devices were written, running `finish(written)` in the same
+        transaction first. False when rolled back because the count differs or the write deadlocked
+        with another import; any other error is raised."""
+        self._close((expected, finish), on_wait=on_wait)
+        if self.error is not None and not is_deadlock(self.error):
+            raise self.error
+        return self._committed
+
+    def _close(self, command, on_wait: Callable[[int], None] | None = None) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(command)
+        while self._thread.is_alive():
+            self._progressed.wait(timeout=1)
+            self._progressed.clear()
+            if on_wait:
+                on_wait(self.written)
+        self._thread.join()
+
+    def _ranges(self) -> list[tuple[str, str | None]]:
+        """MAC ranges (after, up to) of about `batch_rows` rows each, from the sample."""
+        sample = sorted(self._sample)
+        step = max(self.batch_rows // self.SAMPLE_EVERY, 1)
+        bounds = sample[step::step]
+        return list(zip(["", *bounds], [*bounds, None], strict=True))
+
+    def _run(self) -> None:
+        from django.db import connection, connections
+
+        command = None
+        try:
+            with connection.cursor() as cursor:
+                # Room for the table in memory; settable only before the session's first temporary table.
+                cursor.execute("SET temp_buffers = '256MB'")
+            with transaction.atomic(), connection.cursor() as cursor:
+                rows = connection.ops.quote_name(f"import_stream_{self.job_id}")
+                cursor.execute(
+                    f"CREATE TEMPORARY TABLE {rows} (row_no integer NOT NULL, mac varchar(17) NOT NULL, "
+                    "location text NOT NULL, display_name text NOT NULL, model_id bigint NULL) ON COMMIT DROP"
+                )
+                cursor.execute(f"CREATE INDEX ON {rows} (mac)")  # built while the file is read
+                while isinstance(command := self._queue.get(), list):
+                    with cursor.copy(f"COPY {rows} ({STAGED_COLUMNS}) FROM STDIN") as copy:
+                        for row in command:
+                            copy.write_row(row)
+                    self._sample.extend(row[1] for row in command[:: self.SAMPLE_EVERY])
+                if command is self._ABANDON:
+                    transaction.set_rollback(True)
+                    return
+                cursor.execute(f"ANALYZE {rows}")
+                columns, expressions, values = _device_insert(
+                    tenant_id=self.tenant_id, now=timezone.now(), connection=connection
+                )
+                for after, upto in self._ranges():
+                    where, params = "s.mac > %s", [after]
+                    if upto is not None:
+                        where += " AND s.mac <= %s"
+                        params.append(upto)
+                    cursor.execute(
+                        f"INSERT INTO {_table(Device)} ({', '.join(columns)}) SELECT {', '.join(expressions)} "
+                        f"FROM {rows} s WHERE {where} ORDER BY s.mac ON CONFLICT ({_column(Device, 'mac')}) DO NOTHING",
+                        [*values, *params],
+                    )
+                    self.written += cursor.rowcount
+                    self._progressed.set()
+                expected, finish = command
+                if self.written != expected:
+                    transaction.set_rollback(True)
+                    return
+                finish(self.written)
+            self._committed = True
+        except BaseException as exc:  # handed to the reading side
+            self.error = exc
+            while command is not self._ABANDON and not isinstance(command, tuple):
+                command = self._queue.get()  # drain: the reading side may still be putting chunks
+        finally:
+            connections.close_all()  # this thread's connections only
+            self._progressed.set()
+
+
+def is_deadlock(error: BaseException) -> bool:
+    """Two imports of overlapping files, each waiting for rows the other wrote; PostgreSQL cancels one."""
+    return isinstance(error, OperationalError) and getattr(error.__cause__, "sqlstate", None) == DEADLOCK
+
+
+DEADLOCK = "40P01"  # PostgreSQL's SQLSTATE
 
 
 def _table(model) -> str:
@@ -465,10 +571,9 @@ def _device_insert(*, tenant_id: int, now, connection) -> tuple[list[str], list[
     return columns, expressions, values
 
 
-def check_file(
-    csv_file: CsvFile, staging: Staging, *, flush_every: int, on_progress: Callable[[int], None] | None = None
-) -> None:
-    """Check every row, staging rows with a valid MAC and every cell error, `flush_every` rows at a time."""
+def checked_chunks(csv_file: CsvFile, size: int) -> Iterator[tuple[int, list[tuple], list[RowError]]]:
+    """(rows checked so far, rows to stage, errors) for every `size` rows of the file: each row's
+    own checks, the ones that need nothing but the row."""
     checker = RowChecker(csv_file, device_model_catalog())
     rows: list[tuple] = []
     errors: list[RowError] = []
@@ -480,13 +585,33 @@ def check_file(
         if row_errors:
             errors.extend(row_errors)
         processed += 1
-        if processed % flush_every == 0:
-            staging.add_rows(rows)
-            staging.add_errors(errors)
+        if processed % size == 0:
+            yield processed, rows, errors
             rows, errors = [], []
-            if on_progress:
-                on_progress(processed)
-    staging.add_rows(rows)
-    staging.add_errors(errors)
-    if on_progress:
+    yield processed, rows, errors
+
+
+def check_file(
+    csv_file: CsvFile, staging: Staging, *, flush_every: int, on_progress: Callable[[int], None] | None = None
+) -> None:
+    """Check every row, staging rows with a valid MAC and every cell error, `flush_every` rows at a time."""
+    for processed, rows, errors in checked_chunks(csv_file, flush_every):
+        staging.add_rows(rows)
+        staging.add_errors(errors)
+        if on_progress:
+            on_progress(processed)
+
+
+def stream_file(
+    csv_file: CsvFile, writer: DeviceWriter, *, chunk_rows: int, on_progress: Callable[[int], None]
+) -> int | None:
+    """Hand the rows of the file to the writer as they pass their own checks. The number of rows
+    handed over, or None at the first error (the checked path then finds them all)."""
+    sent = 0
+    for processed, rows, errors in checked_chunks(csv_file, chunk_rows):
+        if errors:
+            return None
+        writer.write(rows)
+        sent += len(rows)
         on_progress(processed)
+    return sent

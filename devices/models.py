@@ -39,8 +39,8 @@ class DeviceModel(models.Model):
 class Device(models.Model):
     # The composite indexes below all lead with tenant: a single-column one would only slow writes.
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, db_index=False, related_name="devices")
-    # Canonical XX-XX-XX-XX-XX-XX; unique across all tenants (one phone, one owner).
-    mac = models.CharField(max_length=17, unique=True)
+    # Canonical XX-XX-XX-XX-XX-XX; unique across all tenants (one phone, one owner): see Meta.
+    mac = models.CharField(max_length=17)
     # Hex digits only, for searching by any fragment of the MAC.
     mac_hex = models.GeneratedField(
         expression=Replace(models.F("mac"), models.Value("-"), models.Value("")),
@@ -62,13 +62,18 @@ class Device(models.Model):
     )
     display_name = models.CharField(max_length=100, blank=True)
     location = models.CharField(max_length=100, blank=True)
-    model = models.ForeignKey(DeviceModel, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    # No index of its own: the catalog is never pruned of models in use, and the inventory filters
+    # by model within a tenant through the tenant's indexes.
+    model = models.ForeignKey(
+        DeviceModel, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     firmware = models.CharField(max_length=64, blank=True)
     state = models.CharField(
         max_length=24, choices=DeviceState.choices, default=DeviceState.WAITING_ON_ACTIVATION
     )
     signed_in_user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="devices"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="devices",
+        db_index=False,  # partial index in Meta: most devices have nobody signed in
     )
     phone_number = models.CharField(max_length=32, blank=True)
 
@@ -94,16 +99,32 @@ class Device(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        # Every index here is written by every onboarded device: a 1,000,000-row CSV import pays
+        # about a second for each (bench/import_csv.py), so each one must serve a real query.
+        constraints = [
+            # A constraint rather than unique=True, which adds a second (LIKE prefix) index nobody uses.
+            models.UniqueConstraint(fields=["mac"], name="device_mac_unique"),
+        ]
         indexes = [
             # Default inventory order and the keyset pages behind it.
             models.Index(fields=["tenant", "-created_at", "-id"], name="device_tenant_created"),
-            models.Index(fields=["tenant", "state", "-created_at", "-id"], name="device_tenant_state_created"),
+            # Pages filtered by state; with registration_expires_at carried along it also counts the
+            # summary cards (per state, online) from the index alone.
+            models.Index(
+                fields=["tenant", "state", "-created_at", "-id"],
+                include=["registration_expires_at"],
+                name="device_tenant_state_listed",
+            ),
             models.Index(fields=["tenant", "display_name", "id"], name="device_tenant_name"),
             models.Index(fields=["tenant", "mac"], name="device_tenant_mac"),
             models.Index(fields=["tenant", "location", "id"], name="device_tenant_location"),
             models.Index(fields=["tenant", "last_seen_at", "id"], name="device_tenant_last_seen"),
-            # The summary cards (per state, online) counted from the index alone.
-            models.Index(fields=["tenant", "state", "registration_expires_at"], name="device_tenant_state_online"),
+            # A user's phones (policy resolution, sign-out); NULL for most devices, so left out.
+            models.Index(
+                fields=["signed_in_user"],
+                condition=models.Q(signed_in_user__isnull=False),
+                name="device_signed_in_user",
+            ),
             # PostgreSQL only, in migration 0006: trigram indexes for the search box and
             # `last_seen_at NULLS FIRST` for newest-seen-first with NULLs last.
         ]

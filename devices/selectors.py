@@ -60,7 +60,7 @@ def device_get(*, tenant: Tenant, pk) -> Device:
 
 def device_summary(*, tenant: Tenant) -> dict:
     """Counts for the summary cards, in one query. Counting `state` (never NULL) reads only columns
-    of the index device_tenant_state_online, so PostgreSQL answers from the index alone."""
+    of the index device_tenant_state_listed, so PostgreSQL answers from the index alone."""
     live = Q(registration_expires_at__gt=timezone.now())
     summary = Device.objects.filter(tenant=tenant).aggregate(
         total=Count("state"),

@@ -21,10 +21,13 @@ from devices.imports import (
     LABELS,
     SHOWN_ERRORS,
     CsvFile,
+    DeviceWriter,
     FileRejected,
     RowError,
     Staging,
     check_file,
+    is_deadlock,
+    stream_file,
 )
 from devices.models import Device, DeviceCommand, ImportFile, ImportJob, ImportRowError
 from devices.selectors import device_model_lookup
@@ -204,7 +207,6 @@ def _device_commands_create(*, tenant: Tenant, actor: Actor, kind: str, ids) -> 
 IMPORT_STALE_AFTER = timedelta(minutes=5)
 # Writes that collide with a concurrent import are re-checked and retried this many times.
 IMPORT_WRITE_ATTEMPTS = 3
-DEADLOCK = "40P01"  # PostgreSQL's SQLSTATE
 
 
 def devices_import_csv(*, tenant: Tenant, actor: Actor, file_name: str, data: bytes) -> ImportJob:
@@ -314,51 +316,14 @@ def _import_run(*, job: ImportJob, actor: Actor, csv_file: CsvFile, live: bool) 
     progress = _ImportProgress(job, live=live)
     staging = Staging(job_id=job.pk)
     try:
-        staging.create(big=live)
-        check_file(
-            csv_file,
-            staging,
-            flush_every=settings.IMPORT_CHUNK_ROWS,
-            on_progress=lambda processed: progress.report(processed_rows=processed),
-        )
-        staging.index()
-        mac = {"column": LABELS["mac"], "position": csv_file.columns.index("mac")}
-        staging.find_duplicates(**mac)
-        for attempt in range(1, IMPORT_WRITE_ATTEMPTS + 1):
-            staging.find_other_owners(tenant_id=job.tenant_id, **mac)
-            if error_count := staging.error_count():
-                _import_fail(
-                    job=job,
-                    actor=actor,
-                    errors=staging.first_errors(SHOWN_ERRORS),
-                    staging=staging,
-                    error_count=error_count,
-                )
-                return
-            try:
-                with transaction.atomic():
-                    _import_write(job=job, actor=actor, staging=staging, progress=progress)
-                return
-            except (IntegrityError, OperationalError) as exc:
-                # Another import wrote some of these MACs after our check (or the two deadlocked):
-                # nothing of ours was kept; check again against what it wrote.
-                if isinstance(exc, OperationalError) and getattr(exc.__cause__, "sqlstate", None) != DEADLOCK:
-                    raise
-                logger.info("import %s collided with a concurrent import (attempt %s)", job.pk, attempt)
-        _import_fail(
-            job=job,
-            actor=actor,
-            errors=[
-                RowError(
-                    None,
-                    "",
-                    (
-                        "Other imports kept adding the same devices while this one was writing, "
-                        "so nothing was written. Upload the file again: devices already onboarded are skipped."
-                    ),
-                )
-            ],
-        )
+        # A worker's job on PostgreSQL first tries writing while it reads (DeviceWriter): a clean file
+        # of new devices, the common case, is then done. Small inline imports, SQLite (one writer at a
+        # time), a caller inside a transaction (the writer's connection would not see the job) and
+        # every file that is not that simple take the checked path: check, then write.
+        streams = live and connection.vendor == "postgresql" and not connection.in_atomic_block
+        if streams and _import_streamed(job=job, actor=actor, csv_file=csv_file, progress=progress):
+            return
+        _import_checked(job=job, actor=actor, csv_file=csv_file, staging=staging, progress=progress, live=live)
     except Exception:
         logger.exception("import %s failed", job.pk)
         _import_fail(
@@ -375,22 +340,106 @@ def _import_run(*, job: ImportJob, actor: Actor, csv_file: CsvFile, live: bool) 
         staging.drop()
 
 
+def _import_streamed(*, job: ImportJob, actor: Actor, csv_file: CsvFile, progress: _ImportProgress) -> bool:
+    """Write while reading; True if the import is done. False leaves nothing written."""
+    writer = DeviceWriter(job_id=job.pk, tenant_id=job.tenant_id, batch_rows=settings.IMPORT_CHUNK_ROWS)
+    try:
+        sent = stream_file(
+            csv_file,
+            writer,
+            chunk_rows=settings.IMPORT_CHUNK_ROWS,
+            on_progress=lambda processed: progress.report(processed_rows=processed, written_rows=writer.written),
+        )
+        if sent is None:
+            return False
+        progress.report(status=ImportStatus.WRITING, written_rows=writer.written)
+        done = writer.commit(
+            expected=sent,
+            finish=lambda written: _import_done(job=job, actor=actor, created=written, unchanged=0),
+            on_wait=lambda written: progress.report(written_rows=written),
+        )
+    finally:
+        writer.abandon()  # a no-op once committed
+    if not done:
+        logger.info("import %s: not every row was new; checking the whole file", job.pk)
+        progress.report(status=ImportStatus.VALIDATING, processed_rows=0, written_rows=0)
+    return done
+
+
+def _import_checked(
+    *, job: ImportJob, actor: Actor, csv_file: CsvFile, staging: Staging, progress: _ImportProgress, live: bool
+) -> None:
+    """Check every row and the file as a whole, then write it in one transaction or report every error."""
+    staging.create(big=live)
+    check_file(
+        csv_file,
+        staging,
+        flush_every=settings.IMPORT_CHUNK_ROWS,
+        on_progress=lambda processed: progress.report(processed_rows=processed),
+    )
+    staging.index()
+    mac = {"column": LABELS["mac"], "position": csv_file.columns.index("mac")}
+    staging.find_duplicates(**mac)
+    for attempt in range(1, IMPORT_WRITE_ATTEMPTS + 1):
+        staging.find_other_owners(tenant_id=job.tenant_id, **mac)
+        if error_count := staging.error_count():
+            _import_fail(
+                job=job,
+                actor=actor,
+                errors=staging.first_errors(SHOWN_ERRORS),
+                staging=staging,
+                error_count=error_count,
+            )
+            return
+        try:
+            with transaction.atomic():
+                _import_write(job=job, actor=actor, staging=staging, progress=progress)
+            return
+        except (IntegrityError, OperationalError) as exc:
+            # Another import wrote some of these MACs after our check (or the two deadlocked):
+            # nothing of ours was kept; check again against what it wrote.
+            if isinstance(exc, OperationalError) and not is_deadlock(exc):
+                raise
+            logger.info("import %s collided with a concurrent import (attempt %s)", job.pk, attempt)
+    _import_fail(
+        job=job,
+        actor=actor,
+        errors=[
+            RowError(
+                None,
+                "",
+                (
+                    "Other imports kept adding the same devices while this one was writing, "
+                    "so nothing was written. Upload the file again: devices already onboarded are skipped."
+                ),
+            )
+        ],
+    )
+
+
 def _import_write(*, job: ImportJob, actor: Actor, staging: Staging, progress: _ImportProgress) -> None:
     unchanged = staging.mark_existing()
     progress.report(status=ImportStatus.WRITING, unchanged_count=unchanged, written_rows=0)
     written = 0
     for after, upto in staging.chunks(settings.IMPORT_CHUNK_ROWS):
-        written += staging.write(tenant_id=job.tenant_id, actor=actor, job_id=job.pk, after=after, upto=upto)
+        written += staging.write(tenant_id=job.tenant_id, after=after, upto=upto)
         progress.report(written_rows=written)
-    job.status, job.created_count, job.finished_at = ImportStatus.DONE, written, timezone.now()
-    job.save()
+    _import_done(job=job, actor=actor, created=written, unchanged=unchanged)
+
+
+def _import_done(*, job: ImportJob, actor: Actor, created: int, unchanged: int) -> None:
+    """Record the import, in the transaction that wrote its devices: one audit event for the file,
+    not one per device (a million rows in the log would double the import's writes)."""
+    job.status, job.created_count, job.finished_at = ImportStatus.DONE, created, timezone.now()
+    job.written_rows, job.unchanged_count = created, unchanged
+    job.save(update_fields=["status", "created_count", "finished_at", "written_rows", "unchanged_count"])
     ImportFile.objects.filter(job=job).delete()
     audit_record(
         tenant=job.tenant,
         actor=actor,
         action="devices.import",
         obj=job,
-        details={"file_name": job.file_name, "rows": job.total_rows, "created": written, "unchanged": unchanged},
+        details={"file_name": job.file_name, "rows": job.total_rows, "created": created, "unchanged": unchanged},
     )
 
 
