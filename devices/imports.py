@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from django.db import DatabaseError, OperationalError, transaction
+from django.db import DatabaseError, IntegrityError, OperationalError, transaction
 from django.db import connection as default_connection
 from django.utils import timezone
 
@@ -120,7 +120,9 @@ def _is_blank(cells: list[str]) -> bool:
 class CsvFile:
     """A provisioning file whose size, encoding, header and row count are known to be acceptable."""
 
-    def __init__(self, data: bytes):
+    def __init__(self, data: bytes, *, total_rows: int | None = None):
+        """`total_rows`: the count found when these very bytes were accepted (a queued job's), so
+        the worker does not read the whole file once more to count it."""
         if len(data) > MAX_BYTES:
             raise _reject(
                 f"The file is {len(data):,} bytes; the limit is {MAX_BYTES // 1024 // 1024} MB ({MAX_BYTES:,} bytes). "
@@ -133,7 +135,7 @@ class CsvFile:
         self.columns: list[str | None] = []  # field name per position
         self.header_row = 0
         self._read_header()
-        self.total_rows = self._count_rows()
+        self.total_rows = total_rows or self._count_rows()
         if not self.total_rows:
             raise _reject("The file has no rows under its header: add one row per phone.")
 
@@ -215,16 +217,29 @@ class RowChecker:
         self.width = len(csv_file.columns)
         self.index = {key: position for position, key in enumerate(csv_file.columns) if key}
         self.labels = {key: LABELS[key] for key in self.index}
+        self.positions = tuple(self.index.get(key) for key in LABELS)  # mac, location, display name, model
+        self._model_ids: dict[str, int | None] = {}  # a file names a handful of models a million times
 
-    def _cell(self, cells: list[str], key: str) -> str:
-        position = self.index.get(key)
-        return cells[position].strip() if position is not None and position < len(cells) else ""
+    def _model_id(self, model: str) -> int | None:
+        try:
+            return self._model_ids[model]
+        except KeyError:
+            model_id = self.catalog.get(device_model_key(model))
+            if len(self._model_ids) < 1000:
+                self._model_ids[model] = model_id
+            return model_id
 
     def check(self, number: int, cells: list[str]) -> tuple[tuple | None, list[RowError]]:
         """The row to stage (row, mac, location, display name, model id) if its MAC is valid, and its errors."""
         errors = []
         index, labels = self.index, self.labels
-        mac = self._cell(cells, "mac")
+        if len(cells) < self.width:
+            cells = cells + [""] * (self.width - len(cells))
+        mac_at, location_at, name_at, model_at = self.positions
+        mac = cells[mac_at].strip()
+        location = cells[location_at].strip()
+        display_name = cells[name_at].strip() if name_at is not None else ""
+        model = cells[model_at].strip() if model_at is not None else ""
         canonical = None
         if not mac:
             errors.append(RowError(number, labels["mac"], "a MAC address is required", index["mac"]))
@@ -233,10 +248,8 @@ class RowChecker:
                 canonical = normalize_mac(mac)
             except InvalidMac as exc:
                 errors.append(RowError(number, labels["mac"], str(exc), index["mac"]))
-        location = self._cell(cells, "location")
         if not location:
             errors.append(RowError(number, labels["location"], "a location is required", index["location"]))
-        display_name = self._cell(cells, "display_name")
         for key, value in (("location", location), ("display_name", display_name)):
             if len(value) > _MAX_LENGTH[key]:
                 errors.append(
@@ -244,8 +257,8 @@ class RowChecker:
                              index[key])
                 )
         model_id = None
-        if model := self._cell(cells, "model"):
-            model_id = self.catalog.get(device_model_key(model))
+        if model:
+            model_id = self._model_id(model)
             if model_id is None:
                 message = f'"{model}" is not a known device model'
                 errors.append(RowError(number, labels["model"], message, index["model"]))
@@ -418,12 +431,12 @@ class DeviceWriter:
     Reading and checking rows is Python (one core); PostgreSQL (the other) meanwhile loads them into
     a temporary table of its own. Then the devices are written from it in MAC order, a range at a
     time: inserting a million rows in the file's order cost a third more, every index taking them
-    at random places. The writer is a thread with its own database connection and one transaction;
-    a row whose MAC is taken is left alone (ON CONFLICT DO NOTHING). Nothing it writes is seen before
-    `commit`, which commits only if every row handed over became a device: then the file had no
-    duplicate, no MAC of another organization and nothing already onboarded, and needs no set-wise
-    checks. Any other outcome rolls back, for the checked path (Staging) to find out why. After an
-    error the thread keeps draining its queue, so the reading side never blocks on it."""
+    at random places. The writer is a thread with its own database connection and one transaction,
+    and nothing it writes is seen before `commit`. That commits only if every row handed over became
+    a device: then the file had no duplicate, no MAC of another organization and nothing already
+    onboarded, so it needs no set-wise checks. A taken MAC (unique violation), a deadlock with
+    another import or a short count roll everything back, for the checked path (Staging) to find
+    out why. After an error the thread keeps draining its queue, so the reading side never blocks."""
 
     _ABANDON = object()
     SAMPLE_EVERY = 64  # MACs kept in memory to cut the file into ranges of about `batch_rows`
@@ -436,6 +449,7 @@ class DeviceWriter:
         self.error: BaseException | None = None
         self._sample: list[str] = []
         self._closed = False
+        self._cancelled = False
         self._committed = False
         self._progressed = threading.Event()  # set by the writer after each range it writes
         self._queue: queue.Queue = queue.Queue(maxsize=2)  # at most two chunks in memory ahead of the writer
@@ -454,7 +468,7 @@ class DeviceWriter:
         transaction first. False when rolled back because the count differs or the write deadlocked
         with another import; any other error is raised."""
         self._close((expected, finish), on_wait=on_wait)
-        if self.error is not None and not is_deadlock(self.error):
+        if self.error is not None and not (is_deadlock(self.error) or is_unique_violation(self.error)):
             raise self.error
         return self._committed
 
@@ -463,11 +477,17 @@ class DeviceWriter:
             return
         self._closed = True
         self._queue.put(command)
-        while self._thread.is_alive():
-            self._progressed.wait(timeout=1)
-            self._progressed.clear()
-            if on_wait:
-                on_wait(self.written)
+        try:
+            while self._thread.is_alive():
+                self._progressed.wait(timeout=1)
+                self._progressed.clear()
+                if on_wait:
+                    on_wait(self.written)
+        except BaseException:
+            # Stopped while waiting (a Celery time limit, say): the writer must not commit behind our back.
+            self._cancelled = True
+            self._thread.join()
+            raise
         self._thread.join()
 
     def _ranges(self) -> list[tuple[str, str | None]]:
@@ -505,22 +525,27 @@ class DeviceWriter:
                     tenant_id=self.tenant_id, now=timezone.now(), connection=connection
                 )
                 for after, upto in self._ranges():
+                    if self._cancelled:
+                        break
                     where, params = "s.mac > %s", [after]
                     if upto is not None:
                         where += " AND s.mac <= %s"
                         params.append(upto)
                     cursor.execute(
                         f"INSERT INTO {_table(Device)} ({', '.join(columns)}) SELECT {', '.join(expressions)} "
-                        f"FROM {rows} s WHERE {where} ORDER BY s.mac ON CONFLICT ({_column(Device, 'mac')}) DO NOTHING",
+                        f"FROM {rows} s WHERE {where} ORDER BY s.mac",
                         [*values, *params],
                     )
                     self.written += cursor.rowcount
                     self._progressed.set()
                 expected, finish = command
-                if self.written != expected:
+                if self._cancelled or self.written != expected:
                     transaction.set_rollback(True)
                     return
                 finish(self.written)
+                if self._cancelled:
+                    transaction.set_rollback(True)
+                    return
             self._committed = True
         except BaseException as exc:  # handed to the reading side
             self.error = exc
@@ -536,7 +561,14 @@ def is_deadlock(error: BaseException) -> bool:
     return isinstance(error, OperationalError) and getattr(error.__cause__, "sqlstate", None) == DEADLOCK
 
 
-DEADLOCK = "40P01"  # PostgreSQL's SQLSTATE
+def is_unique_violation(error: BaseException) -> bool:
+    """A row whose MAC is taken: by the file itself, by the inventory, or by another import."""
+    return isinstance(error, IntegrityError) and getattr(error.__cause__, "sqlstate", None) == UNIQUE_VIOLATION
+
+
+# PostgreSQL's SQLSTATEs
+DEADLOCK = "40P01"
+UNIQUE_VIOLATION = "23505"
 
 
 def _table(model) -> str:

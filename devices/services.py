@@ -263,7 +263,7 @@ def import_job_run(*, job_id: int) -> ImportJob | None:
     actor = Actor(job.created_by_type, job.created_by_label, job.created_by)
     data = ImportFile.objects.filter(job=job).values_list("data", flat=True).first()
     try:
-        csv_file = CsvFile(zlib.decompress(data))
+        csv_file = CsvFile(zlib.decompress(data), total_rows=job.total_rows)
     except FileRejected as rejected:
         _import_fail(job=job, actor=actor, errors=rejected.errors)
         return job

@@ -4,6 +4,7 @@ here in-process, outside any transaction, as a Celery worker runs it (tests/devi
 test_import_worker.py runs the real worker)."""
 
 import threading
+import time
 
 import pytest
 from django.db import connection
@@ -129,13 +130,12 @@ def finish_nothing(written: int) -> None:
     pass
 
 
-def test_the_writer_commits_only_when_every_row_became_a_device(admin_a):
+def test_a_taken_mac_makes_the_writer_give_way_keeping_nothing(admin_a):
     DeviceFactory(tenant=admin_a.tenant, mac=mac(5))
     writer = DeviceWriter(job_id=1, tenant_id=admin_a.tenant.pk, batch_rows=4)
     writer.write(staged(0, 10))
 
     assert writer.commit(expected=10, finish=finish_nothing, on_wait=finish_nothing) is False
-    assert writer.written == 9
     assert list(Device.objects.values_list("mac", flat=True)) == [mac(5)]  # nothing of the writer's was kept
 
 
@@ -178,4 +178,32 @@ def test_an_abandoned_writer_keeps_nothing(admin_a):
     writer.abandon()  # twice is harmless
 
     assert writer.commit(expected=50, finish=finish_nothing, on_wait=finish_nothing) is False
+    assert not Device.objects.exists()
+
+
+def test_the_writer_commits_only_when_the_count_is_the_one_expected(admin_a):
+    writer = DeviceWriter(job_id=6, tenant_id=admin_a.tenant.pk, batch_rows=4)
+    writer.write(staged(0, 10))
+
+    assert writer.commit(expected=11, finish=finish_nothing, on_wait=finish_nothing) is False
+    assert writer.written == 10
+    assert not Device.objects.exists()
+
+
+def test_a_reader_stopped_while_waiting_leaves_nothing_committed(admin_a):
+    """A Celery time limit raised in the reading side while the writer works: the writer rolls back."""
+    writer = DeviceWriter(job_id=5, tenant_id=admin_a.tenant.pk, batch_rows=4)
+    writer.write(staged(0, 40))
+
+    def finish_once_stopped(written: int) -> None:
+        deadline = time.monotonic() + 10
+        while not writer._cancelled and time.monotonic() < deadline:
+            time.sleep(0.001)
+
+    def time_limit(written: int) -> None:
+        raise TimeoutError("soft time limit")
+
+    with pytest.raises(TimeoutError):
+        writer.commit(expected=40, finish=finish_once_stopped, on_wait=time_limit)
+    assert not writer._thread.is_alive()
     assert not Device.objects.exists()
