@@ -411,10 +411,8 @@ class Staging:
 
     def write(self, *, tenant_id: int, after: str, upto: str | None) -> int:
         """Insert the new rows of one MAC range as devices."""
-        where, params = "NOT s.existing AND s.mac > %s", [after]
-        if upto is not None:
-            where += " AND s.mac <= %s"
-            params.append(upto)
+        where, params = _mac_range(after, upto)
+        where = f"NOT s.existing AND {where}"
         columns, expressions, values = _device_insert(
             tenant_id=tenant_id, now=timezone.now(), connection=self.connection
         )
@@ -527,10 +525,7 @@ class DeviceWriter:
                 for after, upto in self._ranges():
                     if self._cancelled:
                         break
-                    where, params = "s.mac > %s", [after]
-                    if upto is not None:
-                        where += " AND s.mac <= %s"
-                        params.append(upto)
+                    where, params = _mac_range(after, upto)
                     cursor.execute(
                         f"INSERT INTO {_table(Device)} ({', '.join(columns)}) SELECT {', '.join(expressions)} "
                         f"FROM {rows} s WHERE {where} ORDER BY s.mac",
@@ -569,6 +564,13 @@ def is_unique_violation(error: BaseException) -> bool:
 # PostgreSQL's SQLSTATEs
 DEADLOCK = "40P01"
 UNIQUE_VIOLATION = "23505"
+
+
+def _mac_range(after: str, upto: str | None) -> tuple[str, list]:
+    """The staged rows `s` whose MAC is after `after` and up to `upto` (None: to the end)."""
+    if upto is None:
+        return "s.mac > %s", [after]
+    return "s.mac > %s AND s.mac <= %s", [after, upto]
 
 
 def _table(model) -> str:
