@@ -350,18 +350,18 @@ def _import_streamed(*, job: ImportJob, actor: Actor, csv_file: CsvFile, progres
             chunk_rows=settings.IMPORT_CHUNK_ROWS,
             on_progress=lambda processed: progress.report(processed_rows=processed, written_rows=writer.written),
         )
-        if sent is None:
-            return False
-        progress.report(status=ImportStatus.WRITING, written_rows=writer.written)
-        done = writer.commit(
-            expected=sent,
-            finish=lambda written: _import_done(job=job, actor=actor, created=written, unchanged=0),
-            on_wait=lambda written: progress.report(written_rows=written),
-        )
+        done = False
+        if sent is not None:  # no row had an error of its own
+            progress.report(status=ImportStatus.WRITING, written_rows=writer.written)
+            done = writer.commit(
+                expected=sent,
+                finish=lambda written: _import_done(job=job, actor=actor, created=written, unchanged=0),
+                on_wait=lambda written: progress.report(written_rows=written),
+            )
     finally:
         writer.abandon()  # a no-op once committed
     if not done:
-        logger.info("import %s: not every row was new; checking the whole file", job.pk)
+        logger.info("import %s has errors or rows already onboarded: checking the whole file", job.pk)
         progress.report(status=ImportStatus.VALIDATING, processed_rows=0, written_rows=0)
     return done
 
