@@ -411,15 +411,10 @@ class Staging:
 
     def write(self, *, tenant_id: int, after: str, upto: str | None) -> int:
         """Insert the new rows of one MAC range as devices."""
-        where, params = _mac_range(after, upto)
-        where = f"NOT s.existing AND {where}"
-        columns, expressions, values = _device_insert(
-            tenant_id=tenant_id, now=timezone.now(), connection=self.connection
-        )
         return self._execute(
-            f"INSERT INTO {_table(Device)} ({', '.join(columns)}) SELECT {', '.join(expressions)} "
-            f"FROM {self.rows} s WHERE {where} ORDER BY s.mac",
-            [*values, *params],
+            *_devices_insert(
+                self.rows, after, upto, only="NOT s.existing", tenant_id=tenant_id, connection=self.connection
+            )
         )
 
 
@@ -519,18 +514,10 @@ class DeviceWriter:
                     transaction.set_rollback(True)
                     return
                 cursor.execute(f"ANALYZE {rows}")
-                columns, expressions, values = _device_insert(
-                    tenant_id=self.tenant_id, now=timezone.now(), connection=connection
-                )
                 for after, upto in self._ranges():
                     if self._cancelled:
                         break
-                    where, params = _mac_range(after, upto)
-                    cursor.execute(
-                        f"INSERT INTO {_table(Device)} ({', '.join(columns)}) SELECT {', '.join(expressions)} "
-                        f"FROM {rows} s WHERE {where} ORDER BY s.mac",
-                        [*values, *params],
-                    )
+                    cursor.execute(*_devices_insert(rows, after, upto, tenant_id=self.tenant_id, connection=connection))
                     self.written += cursor.rowcount
                     self._progressed.set()
                 expected, finish = command
@@ -566,11 +553,21 @@ DEADLOCK = "40P01"
 UNIQUE_VIOLATION = "23505"
 
 
-def _mac_range(after: str, upto: str | None) -> tuple[str, list]:
-    """The staged rows `s` whose MAC is after `after` and up to `upto` (None: to the end)."""
-    if upto is None:
-        return "s.mac > %s", [after]
-    return "s.mac > %s AND s.mac <= %s", [after, upto]
+def _devices_insert(
+    source: str, after: str, upto: str | None, *, tenant_id: int, connection, only: str = "TRUE"
+) -> tuple[str, list]:
+    """INSERT ... SELECT (and its parameters) of the staged rows `s` of `source` whose MAC is after
+    `after` and up to `upto` (None: to the end), in MAC order, as devices of the tenant."""
+    columns, expressions, values = _device_insert(tenant_id=tenant_id, now=timezone.now(), connection=connection)
+    where, params = f"{only} AND s.mac > %s", [after]
+    if upto is not None:
+        where += " AND s.mac <= %s"
+        params.append(upto)
+    sql = (
+        f"INSERT INTO {_table(Device)} ({', '.join(columns)}) SELECT {', '.join(expressions)} "
+        f"FROM {source} s WHERE {where} ORDER BY s.mac"
+    )
+    return sql, [*values, *params]
 
 
 def _table(model) -> str:

@@ -433,14 +433,7 @@ def _import_done(*, job: ImportJob, actor: Actor, created: int, unchanged: int) 
     job.status, job.created_count, job.finished_at = ImportStatus.DONE, created, timezone.now()
     job.written_rows, job.unchanged_count = created, unchanged
     job.save(update_fields=["status", "created_count", "finished_at", "written_rows", "unchanged_count"])
-    ImportFile.objects.filter(job=job).delete()
-    audit_record(
-        tenant=job.tenant,
-        actor=actor,
-        action="devices.import",
-        obj=job,
-        details={"file_name": job.file_name, "rows": job.total_rows, "created": created, "unchanged": unchanged},
-    )
+    _import_close(job=job, actor=actor, created=created, unchanged=unchanged)
 
 
 def _import_fail(
@@ -458,11 +451,16 @@ def _import_fail(
             staging.save_errors(job_id=job.pk)
         else:
             ImportRowError.objects.bulk_create(ImportRowError(job=job, **e) for e in shown)
-        ImportFile.objects.filter(job=job).delete()
-        audit_record(
-            tenant=job.tenant,
-            actor=actor,
-            action="devices.import",
-            obj=job,
-            details={"file_name": job.file_name, "rows": job.total_rows, "errors": job.error_count},
-        )
+        _import_close(job=job, actor=actor, errors=job.error_count)
+
+
+def _import_close(*, job: ImportJob, actor: Actor, **outcome) -> None:
+    """The end of every import, done or failed: its upload is no longer kept, and it is audited once."""
+    ImportFile.objects.filter(job=job).delete()
+    audit_record(
+        tenant=job.tenant,
+        actor=actor,
+        action="devices.import",
+        obj=job,
+        details={"file_name": job.file_name, "rows": job.total_rows, **outcome},
+    )
