@@ -159,7 +159,8 @@ def import_job_list(*, tenant: Tenant) -> QuerySet:
 
 
 def import_job_page(*, tenant: Tenant, cursor: str | None, page_size: int) -> Page:
-    jobs = import_job_list(tenant=tenant)
+    """A page of the imports list, which shows counts, not each job's first 1,000 errors."""
+    jobs = import_job_list(tenant=tenant).defer("errors")
     return keyset_page(jobs, ordering=["-created_at", "-id"], cursor=cursor, page_size=page_size)
 
 

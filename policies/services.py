@@ -297,6 +297,13 @@ def _tenant_user_ids(*, tenant: Tenant, users) -> list[int]:
     return sorted(found)
 
 
+def policies_assign(*, actor: Actor, assignments: list[tuple[Policy, dict]]) -> list[AssignResult]:
+    """Several `policy_assign` calls, e.g. `[(policy, {"users": [...]}), (policy, {"devices": [...]})]`,
+    as one: all of them or, if any is refused, none."""
+    with transaction.atomic():
+        return [policy_assign(policy=policy, actor=actor, **targets) for policy, targets in assignments]
+
+
 def policy_assign(
     *, policy: Policy, actor: Actor, devices=None, users=None, tenant_default: bool = False
 ) -> AssignResult:

@@ -2,7 +2,6 @@
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -138,19 +137,18 @@ def policy_assign(request: HttpRequest, pk: int) -> HttpResponse:
         form.add_error(None, "Choose users or enter MAC addresses.")
     if not form.is_valid():
         return _detail(request, policy, form, status=400)
-    texts, raised = [], 0
+    targets = []  # (what the message counts, the assignment)
+    if users := form.cleaned_data["users"]:
+        targets.append(("user", {"users": users}))
+    if macs := form.macs():
+        targets.append(("device", {"devices": macs}))
     try:
-        if users := form.cleaned_data["users"]:
-            result = services.policy_assign(policy=policy, actor=request.actor, users=users)
-            texts.append(_plural(result.assigned, "user"))
-            raised += result.raised
-        if macs := form.macs():
-            result = services.policy_assign(policy=policy, actor=request.actor, devices=macs)
-            texts.append(_plural(result.assigned, "device"))
-            raised += result.raised
+        results = services.policies_assign(actor=request.actor, assignments=[(policy, t) for _, t in targets])
     except ValidationError as error:
         _apply_errors(form, error)
         return _detail(request, policy, form, status=400)
+    texts = [_plural(result.assigned, noun) for (noun, _), result in zip(targets, results, strict=True)]
+    raised = sum(result.raised for result in results)
     messages.success(request, f'"{policy}" assigned to {" and ".join(texts)}. {_raised_text(raised)}')
     return redirect("policies:detail", policy.pk)
 
@@ -196,8 +194,10 @@ def devices_assign(request: HttpRequest) -> HttpResponse:
             messages.error(request, "Choose at least one policy to assign.")
         else:
             try:
-                with transaction.atomic():  # all the kinds chosen, or none
-                    raised = [services.policy_assign(policy=p, actor=request.actor, devices=ids).raised for p in chosen]
+                results = services.policies_assign(
+                    actor=request.actor, assignments=[(p, {"devices": ids}) for p in chosen]
+                )
+                raised = [result.raised for result in results]
             except ValidationError as error:
                 messages.error(request, " ".join(error.messages))
             else:

@@ -1,3 +1,4 @@
+from django.db.models import prefetch_related_objects
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
@@ -89,6 +90,7 @@ class DeviceDetailView(TenantAPIView):
 
 
 def _commands_response(commands, *, many: bool):
+    prefetch_related_objects(commands, "attempts")  # the serializer lists each command's attempts
     if many:
         return Response({"results": DeviceCommandSerializer(commands, many=True).data}, status=status.HTTP_202_ACCEPTED)
     return Response(DeviceCommandSerializer(commands[0]).data, status=status.HTTP_202_ACCEPTED)

@@ -146,6 +146,21 @@ def test_bulk_restart_makes_one_command_per_device_of_the_tenant_only(admin_a, a
     assert not DeviceCommand.objects.filter(device=theirs).exists()
 
 
+def test_bulk_restart_answers_in_the_same_number_of_queries_for_3_or_30_devices(admin_a):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def queries_for(count: int) -> int:
+        ids = [DeviceFactory(tenant=admin_a.tenant).pk for _ in range(count)]
+        with CaptureQueriesContext(connection) as captured:
+            response = admin_a.api.post("/api/v1/devices/restart/", {"ids": ids}, format="json")
+        assert (response.status_code, len(response.json()["results"])) == (202, count)
+        return len(captured.captured_queries)
+
+    queries_for(1)  # the first request of the token also records its use
+    assert queries_for(30) == queries_for(3)
+
+
 def test_only_admins_of_the_tenant_may_restart(admin_a, tech_a, user_a, admin_b, anon_api):
     device = DeviceFactory(tenant=admin_a.tenant)
     command = restart(admin_a, device)

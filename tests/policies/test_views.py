@@ -134,6 +134,15 @@ def test_an_unknown_mac_is_shown_on_the_devices_field(client, admin_a, sales):
     assert "No such device: 00-15-65-FF-FF-FF." in response.content.decode()
 
 
+def test_users_and_an_unknown_mac_together_assign_nothing(client, admin_a, tenant_a, sales):
+    user = member(tenant_a)
+    login(client, admin_a)
+    response = client.post(f"/policies/{sales.pk}/assign/", {"users": [user.username], "devices": "00-15-65-FF-FF-FF"})
+    assert response.status_code == 400
+    assert "No such device: 00-15-65-FF-FF-FF." in response.content.decode()
+    assert not PolicyAssignment.objects.exists()
+
+
 def test_removing_a_device_from_a_policy(client, admin_a, tenant_a, sales):
     device = phone(tenant_a)
     policy_assign(policy=sales, actor=SYSTEM, devices=[device.pk])
