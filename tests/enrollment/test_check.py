@@ -156,6 +156,8 @@ def test_a_success_gives_its_attempt_back(tenant_a, admin_a):
     for _ in range(4):
         check(device.mac, wrong(code))
     assert check(device.mac, code).ok
+    # A fifth counted try would lock the device; with the attempt given back it is told the code is spent.
+    assert check(device.mac, code).outcome == CheckOutcome.USED
 
 
 def test_wrong_codes_for_one_device_do_not_lock_another(tenant_a, waiting_a, issued, admin_a):
