@@ -38,6 +38,7 @@ class CeleryWorker:
         self.schedule_path = ROOT / "var" / f"test-beat-{os.getpid()}-{time.monotonic_ns()}"
         self.extra_env = extra_env or {}
         self.process: subprocess.Popen | None = None
+        self.log_start = 0
         self.log_path = ROOT / "var" / f"test-worker-{os.getpid()}.log"
 
     def start(self) -> "CeleryWorker":
@@ -50,6 +51,8 @@ class CeleryWorker:
             **self.extra_env,
         }
         log = self.log_path.open("ab")
+        # The file may hold an earlier worker's lines (same test process): read only this one's.
+        self.log_start = log.tell()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "portal", "worker", "--loglevel=INFO",
              "--pool=threads", f"--concurrency={self.concurrency}", f"--queues={settings.CELERY_TASK_DEFAULT_QUEUE}",
@@ -67,13 +70,15 @@ class CeleryWorker:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"celery worker exited early:\n{self.log()}")
-            if b"ready." in self.log_path.read_bytes():
+            if b"ready." in self.log_path.read_bytes()[self.log_start :]:
                 return
             time.sleep(0.1)
         raise RuntimeError(f"celery worker not ready after {timeout} s:\n{self.log()}")
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-5000:] if self.log_path.exists() else ""
+        if not self.log_path.exists():
+            return ""
+        return self.log_path.read_bytes()[self.log_start :].decode(errors="replace")[-5000:]
 
     def kill(self) -> None:
         """SIGKILL, as a crash or an OOM kill would: no graceful shutdown, unacked tasks stay queued."""
