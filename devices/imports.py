@@ -18,15 +18,17 @@ import queue
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.db import DatabaseError, IntegrityError, OperationalError, transaction
 from django.db import connection as default_connection
 from django.utils import timezone
 
-from devices.models import Device, ImportRowError
+from devices.models import Device, DeviceModel, ImportRowError
 from devices.selectors import device_model_catalog, device_model_key
 from portal.mac import InvalidMac, normalize_mac
+from portal.models import Tenant
 
 MAX_BYTES = 50 * 1024 * 1024
 MAX_ROWS = 1_000_000
@@ -514,12 +516,15 @@ class DeviceWriter:
                     transaction.set_rollback(True)
                     return
                 cursor.execute(f"ANALYZE {rows}")
-                for after, upto in self._ranges():
-                    if self._cancelled:
-                        break
-                    cursor.execute(*_devices_insert(rows, after, upto, tenant_id=self.tenant_id, connection=connection))
-                    self.written += cursor.rowcount
-                    self._progressed.set()
+                with references_checked_once(cursor, source=rows, tenant_id=self.tenant_id):
+                    for after, upto in self._ranges():
+                        if self._cancelled:
+                            break
+                        cursor.execute(
+                            *_devices_insert(rows, after, upto, tenant_id=self.tenant_id, connection=connection)
+                        )
+                        self.written += cursor.rowcount
+                        self._progressed.set()
                 expected, finish = command
                 if self._cancelled or self.written != expected:
                     transaction.set_rollback(True)
@@ -568,6 +573,52 @@ def _devices_insert(
         f"FROM {source} s WHERE {where} ORDER BY s.mac"
     )
     return sql, [*values, *params]
+
+
+@contextmanager
+def references_checked_once(cursor, *, source: str, tenant_id: int) -> Iterator[bool]:
+    """Devices inserted inside skip PostgreSQL's foreign key triggers; their checks are made here
+    once, for the tenant and every model the staged rows of `source` name, instead of once per row.
+    Those are the only references an import fills (a test holds it to that).
+
+    Per row, a check locks the referenced row FOR KEY SHARE (so it cannot be deleted before the
+    commit) and fails if it is missing. For a million devices that queued two million checks for
+    the commit, a fifth of the import (bench/import_csv.py). The same locks are taken here up front
+    and held to the end of the transaction. Skipping the triggers means setting
+    session_replication_role for this transaction, which needs a superuser or, on PostgreSQL 15+,
+    `GRANT SET ON PARAMETER session_replication_role`; without it, or if a reference is missing,
+    the triggers run as usual. Yields whether they are skipped. Must run inside a transaction."""
+    if (
+        cursor.db.vendor != "postgresql"
+        or not _references_locked(cursor, source=source, tenant_id=tenant_id)
+        or not _set_local_role(cursor, "replica")
+    ):
+        yield False
+        return
+    yield True
+    # Not reached on an error: the transaction (or savepoint) then rolls back, and the setting with it.
+    _set_local_role(cursor, "origin")
+
+
+def _references_locked(cursor, *, source: str, tenant_id: int) -> bool:
+    cursor.execute(f"SELECT 1 FROM {_table(Tenant)} WHERE id = %s FOR KEY SHARE", [tenant_id])
+    if cursor.fetchone() is None:
+        return False
+    cursor.execute(f"SELECT DISTINCT model_id FROM {source} WHERE model_id IS NOT NULL")
+    named = {model_id for (model_id,) in cursor.fetchall()}
+    if not named:
+        return True
+    cursor.execute(f"SELECT id FROM {_table(DeviceModel)} WHERE id = ANY(%s) FOR KEY SHARE", [list(named)])
+    return len(cursor.fetchall()) == len(named)
+
+
+def _set_local_role(cursor, role: str) -> bool:
+    try:
+        with transaction.atomic(using=cursor.db.alias):
+            cursor.execute(f"SET LOCAL session_replication_role = {role}")
+    except DatabaseError:  # not allowed to: keep the triggers
+        return False
+    return True
 
 
 def _table(model) -> str:

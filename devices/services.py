@@ -27,6 +27,7 @@ from devices.imports import (
     Staging,
     check_file,
     is_deadlock,
+    references_checked_once,
     stream_file,
 )
 from devices.models import Device, DeviceCommand, ImportFile, ImportJob, ImportRowError
@@ -421,9 +422,10 @@ def _import_write(*, job: ImportJob, actor: Actor, staging: Staging, progress: _
     unchanged = staging.mark_existing()
     progress.report(status=ImportStatus.WRITING, unchanged_count=unchanged, written_rows=0)
     written = 0
-    for after, upto in staging.chunks(settings.IMPORT_CHUNK_ROWS):
-        written += staging.write(tenant_id=job.tenant_id, after=after, upto=upto)
-        progress.report(written_rows=written)
+    with connection.cursor() as cursor, references_checked_once(cursor, source=staging.rows, tenant_id=job.tenant_id):
+        for after, upto in staging.chunks(settings.IMPORT_CHUNK_ROWS):
+            written += staging.write(tenant_id=job.tenant_id, after=after, upto=upto)
+            progress.report(written_rows=written)
     _import_done(job=job, actor=actor, created=written, unchanged=unchanged)
 
 
