@@ -458,12 +458,19 @@ class DeviceWriter:
     def abandon(self) -> None:
         self._close(self._ABANDON)
 
+    @property
+    def gave_way(self) -> bool:
+        """A row cannot become a new device (its MAC is taken) or another import got in the way:
+        the checked path must take the file."""
+        error = self.error
+        return isinstance(error, AlreadyOnboarded) or is_deadlock(error) or is_unique_violation(error)
+
     def commit(self, *, expected: int, finish: Callable[[int], None], on_wait: Callable[[int], None]) -> bool:
         """Commit if exactly `expected` devices were written, running `finish(written)` in the same
-        transaction first. False when rolled back because the count differs or the write deadlocked
-        with another import; any other error is raised."""
+        transaction first. False when rolled back because the count differs or the writer gave way;
+        any other error is raised."""
         self._close((expected, finish), on_wait=on_wait)
-        if self.error is not None and not (is_deadlock(self.error) or is_unique_violation(self.error)):
+        if self.error is not None and not self.gave_way:
             raise self.error
         return self._committed
 
@@ -507,11 +514,17 @@ class DeviceWriter:
                     "location text NOT NULL, display_name text NOT NULL, model_id bigint NULL) ON COMMIT DROP"
                 )
                 cursor.execute(f"CREATE INDEX ON {rows} (mac)")  # built while the file is read
+                mac = _column(Device, "mac")
+                any_onboarded = f"SELECT EXISTS (SELECT 1 FROM {_table(Device)} WHERE {mac} = ANY(%s))"
                 while isinstance(command := self._queue.get(), list):
                     with cursor.copy(f"COPY {rows} ({STAGED_COLUMNS}) FROM STDIN") as copy:
                         for row in command:
                             copy.write_row(row)
                     self._sample.extend(row[1] for row in command[:: self.SAMPLE_EVERY])
+                    # A file uploaded again gives way at its first chunk, not after the whole file is read.
+                    cursor.execute(any_onboarded, [[row[1] for row in command]])
+                    if cursor.fetchone()[0]:
+                        raise AlreadyOnboarded
                 if command is self._ABANDON:
                     transaction.set_rollback(True)
                     return
@@ -541,6 +554,10 @@ class DeviceWriter:
         finally:
             connections.close_all()  # this thread's connections only
             self._progressed.set()
+
+
+class AlreadyOnboarded(Exception):
+    """A chunk handed to the writer has a MAC that is in the inventory already."""
 
 
 def is_deadlock(error: BaseException) -> bool:
@@ -691,7 +708,7 @@ def stream_file(
     handed over, or None at the first error (the checked path then finds them all)."""
     sent = 0
     for processed, rows, errors in checked_chunks(csv_file, chunk_rows):
-        if errors:
+        if errors or writer.gave_way:
             return None
         writer.write(rows)
         sent += len(rows)

@@ -9,8 +9,8 @@ import time
 import pytest
 from django.db import connection
 
-from devices import services
-from devices.imports import DeviceWriter
+from devices import imports, services
+from devices.imports import AlreadyOnboarded, DeviceWriter
 from devices.models import Device, ImportJob
 from devices.services import devices_import_csv, import_job_run
 from portal.models import AuditEvent
@@ -105,6 +105,32 @@ def test_a_reupload_counts_the_devices_already_onboarded(admin_a, checked):
     assert checked == [job.pk]  # the writer's count fell short, so the checked path counted them
 
 
+def test_a_file_uploaded_again_is_read_once_more_only_by_the_checked_path(admin_a, settings, monkeypatch):
+    """The writer gives way at the first chunk with an onboarded MAC, not after reading the whole file."""
+    settings.IMPORT_CHUNK_ROWS = 100
+    read = []  # rows read by each pass over the file
+    chunks = imports.checked_chunks
+
+    def counted(csv_file, size):
+        read.append(0)
+        for processed, rows, errors in chunks(csv_file, size):
+            read[-1] = processed
+            yield processed, rows, errors
+
+    monkeypatch.setattr(imports, "checked_chunks", counted)
+    for n in range(0, ROWS, 2):
+        DeviceFactory(tenant=admin_a.tenant, mac=mac(n))
+
+    job = run_job(admin_a, csv_of(f"{mac(n)},Floor" for n in range(ROWS)))
+
+    assert (job.status, job.created_count, job.unchanged_count) == ("done", ROWS // 2, ROWS // 2)
+    streamed, checked_rows = read
+    assert checked_rows == ROWS
+    # The first chunk gives way; the reader is then at most the writer's queue (two chunks), one
+    # chunk waiting to go in and the one read before it looks again ahead.
+    assert streamed <= 5 * settings.IMPORT_CHUNK_ROWS
+
+
 def test_a_mac_of_another_organization_fails_the_file_and_writes_nothing(admin_a, admin_b):
     DeviceFactory(tenant=admin_b.tenant, mac=mac(700))
 
@@ -134,7 +160,18 @@ def test_a_taken_mac_makes_the_writer_give_way_keeping_nothing(admin_a):
     writer.write(staged(0, 10))
 
     assert writer.commit(expected=10, finish=finish_nothing, on_wait=finish_nothing) is False
+    assert isinstance(writer.error, AlreadyOnboarded)  # found with the chunk, before any device was written
     assert list(Device.objects.values_list("mac", flat=True)) == [mac(5)]  # nothing of the writer's was kept
+
+
+def test_a_mac_twice_in_the_rows_makes_the_writer_give_way_at_the_unique_index(admin_a):
+    writer = DeviceWriter(job_id=7, tenant_id=admin_a.tenant.pk, batch_rows=4)
+    writer.write(staged(0, 10))
+    writer.write(staged(5, 1))  # in no inventory yet, so only the insert finds it
+
+    assert writer.commit(expected=11, finish=finish_nothing, on_wait=finish_nothing) is False
+    assert writer.gave_way and not isinstance(writer.error, AlreadyOnboarded)
+    assert not Device.objects.exists()
 
 
 def test_the_writer_runs_finish_in_its_transaction_and_commits(admin_a):
