@@ -1,5 +1,6 @@
 """REGISTER benchmark: SIPp as N phones (distinct MACs) registering with one `manage.py run_sip_edge`
-over UDP, then refreshing; every binding must be in the database, with no SIP errors. Target:
+over UDP for the first time (a User-Agent the portal has not seen: model and firmware are read
+from it), then refreshing; every binding must be in the database, with no SIP errors. Target:
 >= 1,000 REGISTER/s.
 
 It runs in a database of its own (`bench_register` on the DATABASE_URL server, created, migrated
@@ -100,7 +101,7 @@ def seed(phones: int) -> None:
             mac = "-".join(digits[k : k + 2] for k in range(0, 12, 2))
             return (
                 f"{tenant.pk}\t{mac}\tDesk {i}\tHQ\t{model}\t\twaiting_for_sign_in\t\t\t\t\t"
-                f"Yealink SIP-T54W 96.86.0.70\t\t1\t1\t{stamp}\t{stamp}\n"
+                f"\t\t1\t1\t{stamp}\t{stamp}\n"
             )
 
         copy_rows(cursor, "devices_device", columns, (line(i) for i in range(phones)))

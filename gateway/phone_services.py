@@ -21,7 +21,7 @@ from devices.services import device_commands_request
 from enrollment.choices import CheckOutcome
 from enrollment.services import device_sign_out, pairing_request_start, verification_code_check
 from gateway.useragent import PhoneAgent, parse_user_agent
-from policies.services import device_policy_sync_if_behind, device_wanted_version_raise
+from policies.services import device_wanted_version_raise, devices_policy_sync_if_behind
 from portal.mac import InvalidMac, normalize_mac
 from portal.services import Actor
 
@@ -47,16 +47,29 @@ def _phone(sip_user: str) -> Device | None:
     return Device.objects.select_related("tenant", "model").filter(mac=mac, tenant__sip_gateway_enabled=True).first()
 
 
-def _agent_facts(device: Device, agent: PhoneAgent) -> dict:
-    """Model and firmware as the User-Agent says, as provisioning reads them: it refines the
-    device's model within its vendor, never moves it to another vendor's phone."""
-    if not agent.vendor or (device.model_id and device.model.vendor != agent.vendor):
-        return {}
-    facts = {"firmware": agent.firmware[:64]} if agent.firmware else {}
-    named = DeviceModel.objects.filter(vendor=agent.vendor, model__iexact=agent.model).first() if agent.model else None
-    if named is not None and (not device.model_id or named.config_format == device.model.config_format):
-        facts["model_id"] = named.pk
-    return facts
+class _AgentFacts:
+    """Model and firmware as a User-Agent says, as provisioning reads them: it refines the device's
+    model within its vendor, never moves it to another vendor's phone. Catalog look-ups are kept
+    for the batch: the phones of one onboarding often are all the same model."""
+
+    def __init__(self):
+        self._named: dict[tuple[str, str], DeviceModel | None] = {}
+
+    def of(self, agent: PhoneAgent, *, vendor: str | None, config_format: str | None) -> dict:
+        """`vendor` and `config_format`: those of the device's model, None when it has none."""
+        if not agent.vendor or (vendor is not None and vendor != agent.vendor):
+            return {}
+        facts = {"firmware": agent.firmware[:64]} if agent.firmware else {}
+        named = self._model(agent.vendor, agent.model) if agent.model else None
+        if named is not None and (vendor is None or named.config_format == config_format):
+            facts["model_id"] = named.pk
+        return facts
+
+    def _model(self, vendor: str, model: str) -> DeviceModel | None:
+        key = (vendor, model.lower())
+        if key not in self._named:
+            self._named[key] = DeviceModel.objects.filter(vendor=vendor, model__iexact=model).first()
+        return self._named[key]
 
 
 @dataclass(frozen=True)
@@ -72,7 +85,7 @@ class Binding:
     expires_in: int
 
 
-# Read for every REGISTER; the full row only for the few that need more (new User-Agent, behind).
+# Read for every REGISTER, with what the User-Agent facts need of the device's model.
 _BINDING_FIELDS = (
     "pk",
     "mac",
@@ -81,15 +94,17 @@ _BINDING_FIELDS = (
     "user_agent",
     "wanted_version",
     "synced_version",
+    "model__vendor",
+    "model__config_format",
 )
 
 
 def registrations_store(*, bindings: Sequence[Binding], now: datetime | None = None) -> list[Registration | None]:
     """Store the bindings of many REGISTERs at once (the edge batches the ones that arrive together):
     one SELECT and one UPDATE for the lot. Each result is None when no onboarded device of an
-    enabled tenant has that SIP user. A User-Agent that changed is read for model and firmware; a
-    device behind its wanted config version gets a policy sync (the policies service decides how
-    often). Of two bindings for one device, the later wins."""
+    enabled tenant has that SIP user. A User-Agent that changed is read for model and firmware (one
+    more UPDATE for those); devices behind their wanted config version get a policy sync (the
+    policies service decides how often). Of two bindings for one device, the later wins."""
     now = now or timezone.now()
     macs = [_mac_or_none(binding.sip_user) for binding in bindings]
     rows = {
@@ -100,7 +115,9 @@ def registrations_store(*, bindings: Sequence[Binding], now: datetime | None = N
     }
     updates: dict[int, tuple[str, str, str, datetime]] = {}
     results: list[Registration | None] = []
-    changed_agents, behind = {}, set()
+    agents: dict[int, tuple[str, dict]] = {}
+    behind = set()
+    facts = _AgentFacts()
     for binding, mac in zip(bindings, macs, strict=True):
         row = rows.get(mac) if mac else None
         if row is None:
@@ -115,24 +132,46 @@ def registrations_store(*, bindings: Sequence[Binding], now: datetime | None = N
         live = row["registration_expires_at"] is not None and row["registration_expires_at"] > now
         if row["contact_uri"] != binding.contact_uri or not live:
             log.info("registered %s at %s via %s from %s", mac, binding.contact_uri, binding.transport, binding.source)
-        if row["user_agent"] != binding.user_agent[:255]:
-            changed_agents[row["pk"]] = binding.user_agent[:255]
+        if (agent := binding.user_agent[:255]) != row["user_agent"]:
+            # Parsed only when it changed: a refresh costs its share of one UPDATE, no catalog look-up.
+            agents[row["pk"]] = agent, facts.of(
+                parse_user_agent(agent), vendor=row["model__vendor"], config_format=row["model__config_format"]
+            )
         if row["synced_version"] < row["wanted_version"]:
             behind.add(row["pk"])
         results.append(Registration(row["pk"], binding.contact_uri, binding.expires_in))
     # One transaction: no reader sees a binding without the User-Agent facts stored with it.
     with transaction.atomic():
         _bindings_write(sorted(updates.items()), now=now)  # sorted: one lock order for concurrent batches
-        for device in Device.objects.select_related("tenant", "model").filter(pk__in=changed_agents.keys() | behind):
-            if device.pk in changed_agents:
-                # Parsed only when it changed: a refresh costs its share of one UPDATE, no catalog look-up.
-                agent = changed_agents[device.pk]
-                Device.objects.filter(pk=device.pk).update(
-                    user_agent=agent, **_agent_facts(device, parse_user_agent(agent))
-                )
-            if device.pk in behind:
-                device_policy_sync_if_behind(device=device, now=now)
+        _agents_write(sorted(agents.items()))
+        if behind:
+            devices_policy_sync_if_behind(ids=sorted(behind), now=now)
     return results
+
+
+def _agents_write(rows: list[tuple[int, tuple[str, dict]]]) -> None:
+    """(device id, (User-Agent, facts)) for each device whose User-Agent changed; a fact the agent
+    does not give (firmware, model_id) keeps what the device has."""
+    if not rows:
+        return
+    if connection.vendor != "postgresql":
+        for pk, (agent, facts) in rows:
+            Device.objects.filter(pk=pk).update(user_agent=agent, **facts)
+        return
+    ids = [pk for pk, _ in rows]
+    agents = [agent for _, (agent, _) in rows]
+    firmwares = [facts.get("firmware") for _, (_, facts) in rows]
+    model_ids = [facts.get("model_id") for _, (_, facts) in rows]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE {Device._meta.db_table} AS d SET user_agent = u.agent,
+                firmware = COALESCE(u.firmware, d.firmware), model_id = COALESCE(u.model_id, d.model_id)
+            FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::bigint[]) AS u(id, agent, firmware, model_id)
+            WHERE d.id = u.id
+            """,  # noqa: S608 - table name from the model
+            [ids, agents, firmwares, model_ids],
+        )
 
 
 def _bindings_write(rows: list[tuple[int, tuple[str, str, str, datetime]]], *, now: datetime) -> None:

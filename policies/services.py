@@ -3,7 +3,7 @@
 Every change that alters devices' effective settings raises their `wanted_version` in one UPDATE
 whose WHERE names the affected devices with subqueries (never a loop over devices). A device whose
 `synced_version` is behind gets a `policy_sync` DeviceCommand when it refreshes its registration
-(`device_policy_sync_if_behind`) and from the hourly beat task (`policy_sync_fan_out`); serving
+(`devices_policy_sync_if_behind`) and from the hourly beat task (`policy_sync_fan_out`); serving
 its config records the version it got as synced."""
 
 from dataclasses import dataclass
@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Case, F, Q, QuerySet, Value, When
+from django.db.models import Case, Exists, F, OuterRef, Q, QuerySet, Value, When
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -485,25 +485,33 @@ def user_phone_number_update(*, tenant: Tenant, actor: Actor, user: User, phone_
 # Sync ---------------------------------------------------------------------------------------------
 
 
-def device_policy_sync_if_behind(*, device: Device, now: datetime | None = None) -> DeviceCommand | None:
-    """The SIP edge calls this when `device` registers or refreshes its registration (after saving
-    it): a device behind its wanted version gets a policy_sync command at once, unless one is in
-    flight or was asked within POLICY_SYNC_MIN_INTERVAL_SECONDS (phones that refresh every minute
-    and ignore check-sync must not get a NOTIFY every minute). Returns the new command, or None."""
+def devices_policy_sync_if_behind(*, ids, now: datetime | None = None) -> list[DeviceCommand]:
+    """The SIP edge calls this for the devices of a batch of REGISTERs that are behind their wanted
+    version (after saving the bindings): each that is registered gets a policy_sync command at once,
+    unless one is in flight or was asked within POLICY_SYNC_MIN_INTERVAL_SECONDS (phones that
+    refresh every minute and ignore check-sync must not get a NOTIFY every minute). One query finds
+    them, one request per tenant queues them. Returns the new commands."""
     now = now or timezone.now()
-    registered = bool(device.contact_uri) and device.registration_expires_at and device.registration_expires_at > now
-    if device.synced_version >= device.wanted_version or not registered:
-        return None
     recent = now - timedelta(seconds=settings.POLICY_SYNC_MIN_INTERVAL_SECONDS)
-    asked = DeviceCommand.objects.filter(device=device, kind=CommandKind.POLICY_SYNC).filter(
+    asked = DeviceCommand.objects.filter(device=OuterRef("pk"), kind=CommandKind.POLICY_SYNC).filter(
         Q(status__in=PENDING_COMMAND_STATUSES) | Q(created_at__gt=recent)
     )
-    if asked.exists():
-        return None
-    (command,) = device_commands_request(
-        tenant=device.tenant, actor=REFRESH_ACTOR, kind=CommandKind.POLICY_SYNC, ids=[device.pk]
+    due = (
+        Device.objects.filter(pk__in=list(ids), synced_version__lt=F("wanted_version"), registration_expires_at__gt=now)
+        .exclude(contact_uri="")
+        .exclude(Exists(asked))
+        .values_list("pk", "tenant_id")
     )
-    return command
+    per_tenant: dict[int, list[int]] = {}
+    for pk, tenant_id in due:
+        per_tenant.setdefault(tenant_id, []).append(pk)
+    tenants = Tenant.objects.in_bulk(per_tenant)
+    commands = []
+    for tenant_id, device_ids in sorted(per_tenant.items()):
+        commands += device_commands_request(
+            tenant=tenants[tenant_id], actor=REFRESH_ACTOR, kind=CommandKind.POLICY_SYNC, ids=device_ids
+        )
+    return commands
 
 
 def policy_sync_candidates(*, now: datetime) -> QuerySet:

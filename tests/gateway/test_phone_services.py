@@ -5,6 +5,8 @@ from datetime import timedelta
 from uuid import uuid4
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from devices.choices import CommandKind, DeviceState
@@ -116,8 +118,45 @@ def test_a_binding_is_stored_whole_or_not_at_all(tenant_a, monkeypatch):
     def fail(*args, **kwargs):
         raise RuntimeError("the database went away mid-batch")
 
-    monkeypatch.setattr("gateway.phone_services._agent_facts", fail)
+    monkeypatch.setattr("gateway.phone_services._agents_write", fail)
     with pytest.raises(RuntimeError):
         registrations_store(bindings=[binding(device, agent="Yealink SIP-T54W 96.86.0.70")])
     device.refresh_from_db()
     assert (device.contact_uri, device.user_agent, device.online) == ("", "", False)
+
+
+def first_registrations(tenants, count: int) -> list[Binding]:
+    """Phones of a new onboarding registering for the first time: a User-Agent never seen, and a
+    config version behind the one wanted (their policies were set before they came up)."""
+    model = device_model("Yealink", "T54W")
+    devices = [
+        DeviceFactory(tenant=tenants[n % len(tenants)], model=model, wanted_version=2, synced_version=1)
+        for n in range(count)
+    ]
+    return [binding(device, agent="Yealink SIP-T54W 96.86.0.70") for device in devices]
+
+
+def test_a_batch_of_first_registrations_costs_the_same_queries_for_3_phones_as_for_30(tenant_a, tenant_b):
+    counts = []
+    for size in (3, 30):
+        bindings = first_registrations([tenant_a, tenant_b], size)
+        with CaptureQueriesContext(connection) as queries:
+            registrations_store(bindings=bindings)
+        counts.append(len(queries))
+    assert counts[0] == counts[1]
+
+
+def test_first_registrations_store_the_facts_and_sync_every_phone_behind_in_its_own_tenant(tenant_a, tenant_b):
+    bindings = first_registrations([tenant_a, tenant_b], 6)
+    registrations_store(bindings=bindings)
+
+    devices = Device.objects.filter(tenant__in=[tenant_a, tenant_b])
+    assert {(d.user_agent, d.firmware, str(d.model)) for d in devices} == {
+        ("Yealink SIP-T54W 96.86.0.70", "96.86.0.70", "Yealink T54W")
+    }
+    syncs = DeviceCommand.objects.filter(kind=CommandKind.POLICY_SYNC)
+    assert sorted((c.device_id, c.tenant_id, c.status) for c in syncs) == sorted(
+        (d.pk, d.tenant_id, "queued") for d in devices
+    )
+    registrations_store(bindings=bindings)  # the refresh right after: one sync in flight is enough
+    assert syncs.count() == 6

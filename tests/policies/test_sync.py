@@ -11,7 +11,7 @@ from devices.choices import CommandKind, CommandStatus, DeviceState
 from devices.models import Device, DeviceCommand
 from policies.choices import SyncState
 from policies.selectors import device_policy_sync, policy_sync_filter, policy_sync_load, policy_sync_summary
-from policies.services import device_policy_sync_if_behind, policy_assign, policy_sync_fan_out, policy_update
+from policies.services import devices_policy_sync_if_behind, policy_assign, policy_sync_fan_out, policy_update
 from portal.models import AuditEvent
 from portal.services import Actor
 from tests.factories import device_model
@@ -31,37 +31,33 @@ def test_a_device_behind_gets_a_policy_sync_as_soon_as_it_refreshes_its_registra
     policy_update(policy=defaults_a["ip_phone"], actor=ADMIN, data={"settings": {"language": "pt"}})
     device.refresh_from_db()
 
-    command = device_policy_sync_if_behind(device=device)
+    (command,) = devices_policy_sync_if_behind(ids=[device.pk])
 
-    assert command is not None
     assert (command.kind, command.status, command.event) == ("policy_sync", "queued", "resync")
     assert command.requested_by_label == "policy sync (registration refresh)"
 
 
 def test_a_refresh_of_a_device_in_sync_asks_nothing(tenant_a, defaults_a):
-    assert device_policy_sync_if_behind(device=phone(tenant_a, user=member(tenant_a))) is None
+    assert devices_policy_sync_if_behind(ids=[phone(tenant_a, user=member(tenant_a)).pk]) == []
     assert not policy_syncs().exists()
 
 
 def test_refreshes_in_quick_succession_send_one_sync(tenant_a, defaults_a):
     device = phone(tenant_a, user=member(tenant_a), in_sync=False)
-    first = device_policy_sync_if_behind(device=device)
-    assert first is not None
-    assert device_policy_sync_if_behind(device=device) is None  # pending
+    (first,) = devices_policy_sync_if_behind(ids=[device.pk])
+    assert devices_policy_sync_if_behind(ids=[device.pk]) == []  # pending
     DeviceCommand.objects.filter(pk=first.pk).update(status=CommandStatus.SENT, finished_at=timezone.now())
-    assert device_policy_sync_if_behind(device=device) is None  # sent moments ago: give the phone time to fetch
+    assert devices_policy_sync_if_behind(ids=[device.pk]) == []  # sent moments ago: give the phone time to fetch
     later = timezone.now() + timedelta(seconds=settings.POLICY_SYNC_MIN_INTERVAL_SECONDS + 1)
     Device.objects.filter(pk=device.pk).update(registration_expires_at=later + HOUR)
-    device.refresh_from_db()
-    assert device_policy_sync_if_behind(device=device, now=later) is not None
+    assert len(devices_policy_sync_if_behind(ids=[device.pk], now=later)) == 1
     assert policy_syncs(device).count() == 2
 
 
 def test_a_device_whose_registration_lapsed_is_not_asked(tenant_a, defaults_a):
     device = phone(tenant_a, user=member(tenant_a), in_sync=False)
-    assert (
-        device_policy_sync_if_behind(device=device, now=device.registration_expires_at + timedelta(seconds=1)) is None
-    )
+    lapsed = device.registration_expires_at + timedelta(seconds=1)
+    assert devices_policy_sync_if_behind(ids=[device.pk], now=lapsed) == []
 
 
 @pytest.fixture
