@@ -4,7 +4,7 @@ A phone behind NAT (and any phone on TCP) accepts packets only on the path it op
 edge: a NOTIFY from a Celery worker's random port never reaches it. So each edge records, per
 device it registers, that it holds the binding (in Redis, expiring with the binding); the worker
 that sends a batch of commands hands the NOTIFYs of those devices to their edge over a Redis list
-and waits for the outcomes, and sends the rest itself, as before. Anything that goes wrong on the
+and waits for the outcomes while it sends the rest itself. Anything that goes wrong on the
 way (no Redis, edge gone, edge silent) falls back to the worker sending: a phone may then get a
 NOTIFY twice, which check-sync tolerates, but never none.
 
@@ -26,6 +26,7 @@ import logging
 import os
 import secrets
 import socket
+import time
 from collections.abc import Callable, Sequence
 
 import redis
@@ -188,16 +189,24 @@ def notify_via_edges(
     **notify_many_options,
 ) -> list[NotifyOutcome]:
     """``notify_many`` with the NOTIFY of each device whose binding a live edge holds sent by that
-    edge; ``devices`` maps a target's key to its device id. Outcomes in target order."""
-    outcomes: dict[object, NotifyOutcome] = {}
-    by_edge = _edges_of(targets, devices)
-    concurrency = notify_many_options.get("concurrency") or 200
+    edge; ``devices`` maps a target's key to its device id. Outcomes in target order. Every edge
+    gets its job at once and they all send while this worker sends the rest: a batch takes as long
+    as its slowest phone, not the sum of its edges' slowest phones."""
     timer_f = 64 * notify_many_options.get("t1", 0.5)
-    for instance, batch in by_edge.items():
-        outcomes.update(_ask_edge(instance, batch, event_for, concurrency, timer_f=timer_f))
-    rest = [target for target in targets if target.key not in outcomes]
-    if rest:
+    concurrency = notify_many_options.get("concurrency") or 200
+    jobs = [
+        job
+        for instance, batch in _edges_of(targets, devices).items()
+        if (job := _EdgeJob.post(instance, batch, event_for, concurrency)) is not None
+    ]
+    posted = {target.key for job in jobs for target in job.batch}
+    outcomes: dict[object, NotifyOutcome] = {}
+    if rest := [target for target in targets if target.key not in posted]:
         outcomes.update((o.key, o) for o in notify_many(rest, event_for, **notify_many_options))
+    for job in jobs:
+        outcomes.update(job.outcomes(timer_f=timer_f))
+    if left := [target for target in targets if target.key not in outcomes]:  # edges that failed us
+        outcomes.update((o.key, o) for o in notify_many(left, event_for, **notify_many_options))
     return [outcomes[target.key] for target in targets]
 
 
@@ -219,48 +228,74 @@ def _edges_of(targets: Sequence[NotifyTarget], devices: dict[object, int]) -> di
     return by_edge
 
 
-def _ask_edge(
-    instance: str,
-    batch: list[NotifyTarget],
-    event_for: Callable[[NotifyTarget], str],
-    concurrency: int,
-    *,
-    timer_f: float,
-) -> dict[object, NotifyOutcome]:
-    """The outcomes the edge reports, or {} when it did not take the job or went silent (the
-    caller then sends them itself)."""
-    r = client()
-    assert r is not None
-    reply = _key("reply", secrets.token_hex(12))
-    try:
-        events = [event_for(target) for target in batch]
-    except Exception:
-        log.exception("relay: event lookup failed; the worker sends this batch itself")
-        return {}
-    job = json.dumps(
-        {
-            "reply": reply,
-            "concurrency": concurrency,
-            "targets": [
-                [t.key, t.contact_uri, t.transport, list(t.source) if t.source else None, event]
-                for t, event in zip(batch, events, strict=True)
-            ],
-        }
-    )
-    try:
-        r.rpush(_inbox(instance), job)
-        if r.blpop([reply], ACCEPT_SECONDS) is None:
-            # Not taken: take it back (if the edge took it meanwhile, the phone hears it twice).
-            r.lrem(_inbox(instance), 1, job)
-            log.warning("relay: edge %s did not take %d NOTIFYs; sending them from this worker", instance, len(batch))
+class _EdgeJob:
+    """A batch of NOTIFYs handed to one edge: posted to its inbox, then its outcomes awaited."""
+
+    def __init__(self, instance: str, batch: list[NotifyTarget], payload: str, reply: str) -> None:
+        self.instance = instance
+        self.batch = batch
+        self.payload = payload
+        self.reply = reply
+        self.accept_by = time.monotonic() + ACCEPT_SECONDS
+
+    @classmethod
+    def post(
+        cls, instance: str, batch: list[NotifyTarget], event_for: Callable[[NotifyTarget], str], concurrency: int
+    ) -> _EdgeJob | None:
+        """None when the job could not be posted (the caller then sends the batch itself)."""
+        r = client()
+        assert r is not None
+        reply = _key("reply", secrets.token_hex(12))
+        try:
+            events = [event_for(target) for target in batch]
+        except Exception:
+            log.exception("relay: event lookup failed; the worker sends this batch itself")
+            return None
+        payload = json.dumps(
+            {
+                "reply": reply,
+                "concurrency": concurrency,
+                "targets": [
+                    [t.key, t.contact_uri, t.transport, list(t.source) if t.source else None, event]
+                    for t, event in zip(batch, events, strict=True)
+                ],
+            }
+        )
+        try:
+            r.rpush(_inbox(instance), payload)
+        except redis.RedisError as exc:
+            log.warning("relay: lost edge %s: %s", instance, exc)
+            return None
+        return cls(instance, batch, payload, reply)
+
+    def outcomes(self, *, timer_f: float) -> dict[object, NotifyOutcome]:
+        """The outcomes the edge reports, or {} when it did not take the job or went silent (the
+        caller then sends them itself)."""
+        r = client()
+        assert r is not None
+        try:
+            accepted = r.blpop([self.reply], max(self.accept_by - time.monotonic(), 0.01))
+            # Not taken in time: take it back. Had the edge taken it meanwhile, its outcomes will come.
+            if accepted is None and r.lrem(_inbox(self.instance), 1, self.payload):
+                log.warning(
+                    "relay: edge %s did not take %d NOTIFYs; sending them from this worker",
+                    self.instance,
+                    len(self.batch),
+                )
+                return {}
+            item = r.blpop([self.reply], timer_f + 10)
+            if item is not None and accepted is None and "accepted" in json.loads(item[1]):
+                item = r.blpop([self.reply], timer_f + 10)
+        except redis.RedisError as exc:
+            log.warning("relay: lost edge %s: %s", self.instance, exc)
             return {}
-        item = r.blpop([reply], timer_f + 10)
-    except redis.RedisError as exc:
-        log.warning("relay: lost edge %s: %s", instance, exc)
-        return {}
-    if item is None:
-        log.warning("relay: edge %s went silent on %d NOTIFYs; sending them from this worker", instance, len(batch))
-        return {}
-    outcomes = [NotifyOutcome(*values) for values in json.loads(item[1])["outcomes"]]
-    known = {target.key for target in batch}  # keys survive JSON as they were (command ids)
-    return {o.key: o for o in outcomes if o.key in known}
+        if item is None:
+            log.warning(
+                "relay: edge %s went silent on %d NOTIFYs; sending them from this worker",
+                self.instance,
+                len(self.batch),
+            )
+            return {}
+        outcomes = [NotifyOutcome(*values) for values in json.loads(item[1])["outcomes"]]
+        known = {target.key for target in self.batch}  # keys survive JSON as they were (command ids)
+        return {o.key: o for o in outcomes if o.key in known}

@@ -1,8 +1,10 @@
 """NOTIFYs for a phone behind NAT leave from the edge that holds its registration: the worker's
 send hands them to that edge over Redis, and sends them itself when no live edge holds the phone."""
 
+import json
 import socket
 import threading
+import time
 from uuid import uuid4
 
 import pytest
@@ -33,7 +35,9 @@ class NattedPhone:
     """A phone behind NAT: registers with a private Contact and answers only packets that come
     from the address it registered with, as a NAT binding does."""
 
-    def __init__(self, *, only_from: tuple[str, int] | None) -> None:
+    def __init__(self, *, only_from: tuple[str, int] | None, answer_after: threading.Event | None = None) -> None:
+        self.notified = threading.Event()  # set at the first NOTIFY
+        self.answer_after = answer_after  # answers only once that is set (or 5 s have passed)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.settimeout(0.2)
@@ -60,6 +64,9 @@ class NattedPhone:
             message = parse_message(data)
             if isinstance(message, Request) and message.method == "NOTIFY":
                 self.notifies.append((source, message))
+                self.notified.set()
+                if self.answer_after is not None:
+                    self.answer_after.wait(timeout=5)
                 if self.only_from is None or source == self.only_from:
                     self.sock.sendto(make_response(message, 200, to_tag="ph").to_bytes(), source)
 
@@ -112,3 +119,47 @@ def test_with_no_live_edge_holding_the_phone_the_worker_sends_the_notify_itself(
     assert command.status == CommandStatus.SENT
     (source, _), *_ = phone.notifies
     assert source != edge.address
+
+
+def test_the_edges_of_one_batch_send_at_the_same_time(tenant_a, settings):
+    """Each phone answers only once the other has its NOTIFY: were the edges asked one after the
+    other, the first phone would wait for the second, and the first edge would time out on it."""
+    first, second = (DeviceFactory(tenant=tenant_a, model=device_model("Yealink", "T54W")) for _ in range(2))
+    with (
+        EdgeThread(relay=relay.client()) as edge_1,
+        EdgeThread(relay=relay.client()) as edge_2,
+        NattedPhone(only_from=edge_1.address) as phone_1,
+        NattedPhone(only_from=edge_2.address) as phone_2,
+    ):
+        phone_1.answer_after, phone_2.answer_after = phone_2.notified, phone_1.notified
+        assert phone_1.register(first.sip_user, edge_1.address).startswith(b"SIP/2.0 200 OK")
+        assert phone_2.register(second.sip_user, edge_2.address).startswith(b"SIP/2.0 200 OK")
+        phone_1.listen()
+        phone_2.listen()
+        commands = device_commands_request(
+            tenant=tenant_a, actor=Actor.system("test"), kind=CommandKind.RESYNC, ids=[first.pk, second.pk]
+        )
+        assert device_commands_send(command_ids=[c.pk for c in commands]) == []
+        assert (edge_1.edge.relay.jobs, edge_2.edge.relay.jobs) == (1, 1)
+
+    for command in commands:
+        command.refresh_from_db()
+        assert command.status == CommandStatus.SENT, command.reason
+    assert phone_1.notifies[0][0] == edge_1.address and phone_2.notifies[0][0] == edge_2.address
+
+
+def test_a_job_an_edge_takes_after_the_accept_wait_is_awaited_not_sent_twice():
+    r = relay.client()
+    target = relay.NotifyTarget(7, "sip:0015650a0001@10.0.0.9:5060", "udp", ("127.0.0.1", 5060))
+    job = relay._EdgeJob.post("late-edge", [target], lambda t: "check-sync", concurrency=1)
+    assert r.blpop([relay._inbox("late-edge")], 1)[1].decode() == job.payload  # the edge takes it...
+    job.accept_by = 0  # ...when the worker has stopped waiting for it to
+
+    def answer_late():
+        time.sleep(0.2)
+        r.rpush(job.reply, json.dumps({"accepted": True}))
+        r.rpush(job.reply, json.dumps({"outcomes": [[7, 200, "OK", "sent", False, 0]]}))
+
+    threading.Thread(target=answer_late).start()
+    (outcome,) = job.outcomes(timer_f=1).values()
+    assert (outcome.key, outcome.status, outcome.outcome) == (7, 200, "sent")
