@@ -41,13 +41,8 @@ class Device(models.Model):
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, db_index=False, related_name="devices")
     # Canonical XX-XX-XX-XX-XX-XX; unique across all tenants (one phone, one owner): see Meta.
     mac = models.CharField(max_length=17)
-    # Hex digits only, for searching by any fragment of the MAC.
-    mac_hex = models.GeneratedField(
-        expression=Replace(models.F("mac"), models.Value("-"), models.Value("")),
-        output_field=models.CharField(max_length=12),
-        db_persist=True,
-    )
-    # What the search box looks in, upper case, one line per field: one trigram index serves it
+    # What the search box looks in, upper case, one line per field, the MAC's hex digits last (the
+    # technician's look-up by a MAC's last digits is an "ends with"): one trigram index serves it
     # (devices migration 0010), where an index per field made every insert update four.
     search_text = models.GeneratedField(
         expression=Upper(

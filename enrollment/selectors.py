@@ -46,7 +46,8 @@ def device_lookup(*, tenant: Tenant, query: str, limit: int = LOOKUP_LIMIT) -> l
     match = Q(location__icontains=text) | Q(display_name__icontains=text)
     digits = re.sub(r"[\s:.\-]", "", text)
     if 4 <= len(digits) <= 12 and re.fullmatch(r"[0-9A-Fa-f]+", digits):
-        match |= Q(mac_hex__endswith=digits.upper())
+        # search_text ends with the MAC's hex digits (devices.models.Device), under a trigram index.
+        match |= Q(search_text__endswith=digits.upper())
     devices = (
         Device.objects.filter(match, tenant=tenant)
         .select_related("model", "verification_code")
