@@ -1,7 +1,7 @@
 import hashlib
 import secrets
 
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import AbstractUser, UserManager
 from django.db import models
 
 from portal.choices import ActorType, Region, Role
@@ -23,8 +23,22 @@ class Tenant(models.Model):
         return self.name
 
 
+class EmailUserManager(UserManager):
+    def get_by_natural_key(self, username):
+        """Sign-in by e-mail address in any case: addresses are stored lower case (user_create).
+        As typed first: an account whose address clashed when portal 0003 lowered the others'
+        kept its spelling."""
+        address = (username or "").strip()
+        try:
+            return self.get(**{self.model.USERNAME_FIELD: address})
+        except self.model.DoesNotExist:
+            return self.get(**{self.model.USERNAME_FIELD: address.lower()})
+
+
 class User(AbstractUser):
     """Signs in with the e-mail address as username."""
+
+    objects = EmailUserManager()
 
     phone_number = models.CharField(max_length=32, blank=True)
 

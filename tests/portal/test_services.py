@@ -1,8 +1,10 @@
 """Tenants, users, API tokens and the audit log."""
 
+import importlib
 from datetime import timedelta
 
 import pytest
+from django.apps import apps as django_apps
 from rest_framework.test import APIClient
 
 from portal.choices import ActorType, Role
@@ -56,6 +58,9 @@ def test_each_tenant_gets_its_own_provisioning_key(db):
         ({"admin_email": "taken@example.com"}, "taken@example.com already has an account"),
         ({"technician_email": "taken@example.com"}, "taken@example.com already has an account"),
         ({"admin_email": "same@example.com", "technician_email": "same@example.com"},
+         "the admin and the technician need different e-mail addresses"),
+        ({"admin_email": "Taken@Example.com"}, "taken@example.com already has an account"),
+        ({"admin_email": "same@example.com", "technician_email": "SAME@example.com"},
          "the admin and the technician need different e-mail addresses"),
     ],
 )
@@ -126,3 +131,27 @@ def test_a_token_of_a_user_without_a_tenant_reads_nothing(db):
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     assert api.get("/api/v1/devices/").status_code == 403
+
+
+def test_addresses_are_stored_lower_case_and_sign_in_in_any_case(db, client):
+    tenant_create(name="Fabrikam", admin_email=" Ada@Fabrikam.Example ", admin_password="s3cret-enough")
+    user = User.objects.get(username="ada@fabrikam.example")
+    assert user.email == "ada@fabrikam.example"
+
+    response = client.post("/login/", {"username": "ADA@fabrikam.example", "password": "s3cret-enough"})
+    assert response.status_code == 302 and client.session["_auth_user_id"] == str(user.pk)
+
+
+def test_the_migration_lowers_old_addresses_but_never_onto_another_account(db):
+    migration = importlib.import_module("portal.migrations.0003_user_email_lower_case")
+    mixed = UserFactory(username="Bob@Example.com", email="Bob@Example.com")
+    clash = UserFactory(username="Eve@Example.com", email="Eve@Example.com")
+    UserFactory(username="eve@example.com", email="eve@example.com")
+
+    migration.lower_case_addresses(django_apps, None)
+
+    mixed.refresh_from_db()
+    clash.refresh_from_db()
+    assert (mixed.username, mixed.email) == ("bob@example.com", "bob@example.com")
+    assert clash.username == "Eve@Example.com"
+    assert User.objects.get_by_natural_key("Eve@Example.com") == clash  # still signs in, as typed
