@@ -323,18 +323,7 @@ def policy_assign(
         if devices is not None:
             ids = _tenant_device_ids(tenant=tenant, ids=devices)
             raised = _versions_raise(_tenant_devices(tenant.pk).filter(pk__in=ids).exclude(_resolves_to(policy)))
-            PolicyAssignment.objects.bulk_create(
-                [
-                    PolicyAssignment(
-                        tenant=tenant, policy=policy, kind=kind, device_id=pk, assigned_by_label=actor.label[:200]
-                    )
-                    for pk in ids
-                ],
-                update_conflicts=True,
-                unique_fields=["device", "kind"],
-                update_fields=["policy", "assigned_by_label"],
-                batch_size=2000,
-            )
+            _assignments_save(policy=policy, actor=actor, holder="device", ids=ids)
             objects = Device.objects.filter(pk__in=ids).only("id", "mac", "display_name")
             audit_record_many(
                 tenant=tenant,
@@ -351,18 +340,7 @@ def policy_assign(
                 .exclude(_holds_own(tenant.pk, kind))
                 .exclude(_resolves_to(policy))
             )
-            PolicyAssignment.objects.bulk_create(
-                [
-                    PolicyAssignment(
-                        tenant=tenant, policy=policy, kind=kind, user_id=pk, assigned_by_label=actor.label[:200]
-                    )
-                    for pk in ids
-                ],
-                update_conflicts=True,
-                unique_fields=["user", "kind"],
-                update_fields=["policy", "assigned_by_label"],
-                batch_size=2000,
-            )
+            _assignments_save(policy=policy, actor=actor, holder="user", ids=ids)
         audit_record(
             tenant=tenant,
             actor=actor,
@@ -371,6 +349,26 @@ def policy_assign(
             details={given[0]: len(ids), "devices_raised": raised},
         )
     return AssignResult(assigned=len(ids), raised=raised)
+
+
+def _assignments_save(*, policy: Policy, actor: Actor, holder: str, ids) -> None:
+    """Each `holder` ("device" or "user") of `ids` gets `policy` for its kind, replacing the one it had."""
+    PolicyAssignment.objects.bulk_create(
+        [
+            PolicyAssignment(
+                tenant_id=policy.tenant_id,
+                policy=policy,
+                kind=policy.kind,
+                assigned_by_label=actor.label[:200],
+                **{f"{holder}_id": pk},
+            )
+            for pk in ids
+        ],
+        update_conflicts=True,
+        unique_fields=[holder, "kind"],
+        update_fields=["policy", "assigned_by_label"],
+        batch_size=2000,
+    )
 
 
 def _default_set(*, policy: Policy, actor: Actor) -> AssignResult:
