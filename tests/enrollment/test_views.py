@@ -89,12 +89,32 @@ def test_a_technician_finds_a_phone_by_mac_or_location(technician, admin_a, phon
     assert "00-15-65-12-34-56" in page and code in page and "23 h 59 min left" in page
 
 
+def look_up_finds_nothing(technician, query: str) -> None:
+    """The look-up page rendered fine, searched for `query`, and showed its empty state."""
+    response = technician.get("/lookup/", {"q": query})
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "<title>Look up a code" in page and f'id="lookup-q" name="q" value="{query}"' in page
+    assert f"No device matches “{query}”." in page
+    assert "lookup-card" not in page and "00-15-65-12-34-56" not in page
+
+
+def look_up_finds_the_phone(technician, query: str) -> None:
+    response = technician.get("/lookup/", {"q": query})
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert 'data-mac="00-15-65-12-34-56"' in page and "No device matches" not in page
+
+
 def test_fewer_than_four_digits_do_not_search_macs(technician, phone):
-    assert "00-15-65-12-34-56" not in technician.get("/lookup/", {"q": "56"}).content.decode()
+    look_up_finds_nothing(technician, "56")
+    look_up_finds_nothing(technician, "456")
+    look_up_finds_the_phone(technician, "3456")  # the look-up itself works: four digits do match
 
 
 def test_digits_in_the_middle_of_a_mac_do_not_match(technician, phone):
-    assert "00-15-65-12-34-56" not in technician.get("/lookup/", {"q": "6512"}).content.decode()
+    look_up_finds_nothing(technician, "6512")
+    look_up_finds_the_phone(technician, "3456")  # the same length at the end of the MAC does match
 
 
 def test_the_look_up_never_shows_another_organization(technician, tenant_b, admin_b):
