@@ -3,13 +3,15 @@ an admin of tenant B who must never see A's objects, and nobody at all."""
 
 import os
 from dataclasses import dataclass
+from uuid import uuid4
 
 import pytest
 from rest_framework.test import APIClient
 
 from portal.choices import Role
 from portal.services import api_token_create
-from tests.factories import MembershipFactory, TenantFactory
+from tests.factories import MembershipFactory, TenantFactory, ensure_catalog
+from tests.workers import running_worker
 
 
 @dataclass
@@ -26,6 +28,21 @@ def _caller(tenant, role) -> Caller:
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     return Caller(user=membership.user, tenant=tenant, token=key, api=api)
+
+
+def pytest_sessionstart(session):
+    """Stop at once unless on PostgreSQL and Redis, as `make test` sets them up: on the embedded defaults
+    (SQLite, a file cache) row locks, lockout counters and the worker tests would not test what they say.
+    Only this process's settings: the smoke tests start the product on its defaults in subprocesses."""
+    from django.conf import settings
+
+    wrong = []
+    if (engine := settings.DATABASES["default"]["ENGINE"]) != "django.db.backends.postgresql":
+        wrong.append(f"the database is {engine}, not PostgreSQL (DATABASE_URL)")
+    if (cache := settings.CACHES["default"]["BACKEND"]) != "django.core.cache.backends.redis.RedisCache":
+        wrong.append(f"the cache is {cache}, not Redis (CACHE_URL)")
+    if wrong:
+        raise pytest.UsageError(f"{'; '.join(wrong)}: run the tests with `make test`")
 
 
 @pytest.fixture(scope="session")
@@ -86,14 +103,22 @@ def login(client, caller: Caller):
 @pytest.fixture
 def celery_worker(transactional_db):
     """A real `celery worker` process on Redis and the test database (data must be committed)."""
-    from tests.workers import CeleryWorker, purge_broker
+    with running_worker() as worker:
+        yield worker
 
-    purge_broker()
-    worker = CeleryWorker().start()
-    yield worker
-    worker.stop()
-    if worker.log_path.exists():
-        worker.log_path.unlink()
+
+@pytest.fixture
+def own_cache_keys(settings):
+    """Counters such as lockouts and provisioning misses live in the real Redis cache: a key prefix of
+    the test's own keeps tests, and test runs side by side whose ids coincide, from counting each
+    other's. Opt-in, not autouse: a test with a Celery worker process shares the run's prefix with it."""
+    settings.CACHES = {"default": {**settings.CACHES["default"], "KEY_PREFIX": f"test-{uuid4().hex}"}}
+
+
+@pytest.fixture
+def catalog(transactional_db):
+    """The seeded catalog of device models, put back: transactional tests empty every table, it included."""
+    ensure_catalog()
 
 
 @pytest.hookimpl(trylast=True)

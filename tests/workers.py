@@ -8,6 +8,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import redis
@@ -98,3 +100,15 @@ class CeleryWorker:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+@contextmanager
+def running_worker(**options) -> Iterator[CeleryWorker]:
+    """A worker on an empty queue for the block (options as CeleryWorker's); its log goes with it."""
+    purge_broker()
+    worker = CeleryWorker(**options).start()
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        worker.log_path.unlink(missing_ok=True)

@@ -10,9 +10,10 @@ from playwright.sync_api import expect
 
 from devices.models import Device, ImportJob
 from tests.browser.conftest import log_in
-from tests.factories import PASSWORD, DeviceFactory, ensure_catalog
+from tests.factories import PASSWORD, DeviceFactory
+from tests.workers import running_worker
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("catalog")]
 
 BAD = (
     "MAC id,Location,Display name,Model\n"
@@ -20,11 +21,6 @@ BAD = (
     "00-15-65-ZZ,Lobby,,\n"
     "00:15:65:00:00:01,Lab,,T99\n"
 )
-
-
-@pytest.fixture(autouse=True)
-def catalog(transactional_db):
-    ensure_catalog()
 
 
 def settled(read, *, quiet: float = 1.5, timeout: float = 30) -> int:
@@ -71,14 +67,8 @@ def test_an_admin_uploads_a_bad_file_and_reads_every_row_error(page, screenshot,
 
 @pytest.fixture
 def import_worker(transactional_db):
-    from tests.workers import CeleryWorker, purge_broker
-
-    purge_broker()
-    worker = CeleryWorker(concurrency=1, extra_env={"IMPORT_CHUNK_ROWS": "100"}).start()
-    yield worker
-    worker.stop()
-    if worker.log_path.exists():
-        worker.log_path.unlink()
+    with running_worker(concurrency=1, extra_env={"IMPORT_CHUNK_ROWS": "100"}) as worker:
+        yield worker
 
 
 def mac(n: int) -> str:

@@ -2,7 +2,6 @@
 a phone types it on the pairing page; the inventory then shows the phone signed in with them."""
 
 import re
-from uuid import uuid4
 
 import pytest
 from playwright.sync_api import expect
@@ -14,15 +13,9 @@ from portal.services import Actor
 from tests.browser.conftest import SCREENSHOTS, log_in
 from tests.factories import PASSWORD, DeviceFactory, device_model, registered
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("own_cache_keys")]
 
 PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
-
-
-@pytest.fixture(autouse=True)
-def own_cache_keys(settings):
-    """Lockout counters live in Redis: keep other test runs' users (same ids) from counting here."""
-    settings.CACHES = {"default": {**settings.CACHES["default"], "KEY_PREFIX": f"test-{uuid4().hex}"}}
 
 
 @pytest.fixture

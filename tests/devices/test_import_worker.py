@@ -10,6 +10,7 @@ from devices.models import Device, ImportFile, ImportJob
 from devices.services import devices_import_csv
 from portal.models import AuditEvent
 from portal.services import Actor
+from tests.workers import running_worker
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -19,14 +20,8 @@ CHUNK = 500
 
 @pytest.fixture
 def import_worker(transactional_db):
-    from tests.workers import CeleryWorker, purge_broker
-
-    purge_broker()
-    worker = CeleryWorker(concurrency=2, extra_env={"IMPORT_CHUNK_ROWS": str(CHUNK)}).start()
-    yield worker
-    worker.stop()
-    if worker.log_path.exists():
-        worker.log_path.unlink()
+    with running_worker(concurrency=2, extra_env={"IMPORT_CHUNK_ROWS": str(CHUNK)}) as worker:
+        yield worker
 
 
 def csv_of(macs: range, location: str = "Floor") -> bytes:

@@ -6,9 +6,8 @@ from uuid import uuid4
 import pytest
 from django.conf import settings
 
-from tests.factories import ensure_catalog
 from tests.gateway.edge_helpers import EdgeProcess
-from tests.workers import CeleryWorker, purge_broker
+from tests.workers import running_worker
 
 
 @pytest.fixture(scope="package")
@@ -30,13 +29,5 @@ def edge(django_db_setup, live_server, cache_prefix):
 
 @pytest.fixture(scope="package")
 def worker(django_db_setup, cache_prefix):
-    purge_broker()
-    running = CeleryWorker(extra_env={"CACHE_KEY_PREFIX": cache_prefix, "SIP_T1": "0.05"}).start()
-    yield running
-    running.stop()
-    running.log_path.unlink(missing_ok=True)
-
-
-@pytest.fixture(autouse=True)
-def catalog(transactional_db):
-    ensure_catalog()  # transactional tests empty every table, the seeded catalog included
+    with running_worker(extra_env={"CACHE_KEY_PREFIX": cache_prefix, "SIP_T1": "0.05"}) as running:
+        yield running

@@ -20,8 +20,14 @@ from enrollment.services import verification_code_issue
 from portal.services import Actor
 from tests.factories import DeviceFactory, TenantFactory, device_model
 from tests.gateway.sip.sipp import free_port
+from tests.waiting import wait_until
 
-pytestmark = [pytest.mark.sipp, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.sipp,
+    pytest.mark.worker,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("catalog"),
+]
 SIGN_IN = "*70*"  # the settings' default, which the edge process reads too
 
 INSTALL_HINT = "baresip is not installed: `apt-get install -y baresip-core` (CI installs it)"
@@ -123,13 +129,12 @@ ctrl_tcp_listen 127.0.0.1:{self.ctrl_port}
         self._ctrl.sendall(b"%d:%s," % (len(payload), payload))
 
     def wait_event(self, kind: str, timeout: float = 10) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for event in self.events:
-                if event.get("type") == kind:
-                    return event
-            time.sleep(0.05)
-        raise AssertionError(f"baresip: no {kind} event in {timeout} s\n{self.events}\n{self.log()}")
+        return wait_until(
+            lambda: next((event for event in self.events if event.get("type") == kind), None),
+            what=f"baresip's {kind} event",
+            timeout=timeout,
+            details=lambda: f"{self.events}\n{self.log()}",
+        )
 
     def count(self, kind: str) -> int:
         return sum(event.get("type") == kind for event in self.events)
@@ -155,22 +160,13 @@ ctrl_tcp_listen 127.0.0.1:{self.ctrl_port}
         self.stop()
 
 
-def wait_until(predicate, *, what: str, phone: Baresip, timeout: float = 10):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := predicate():
-            return result
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}\n{phone.log()}")
-
-
 @pytest.mark.parametrize("transport", ["udp", "tcp"])
 def test_baresip_registers_enrolls_with_star_55_and_is_shown_the_sign_in_code(edge, worker, tmp_path, transport):
     device = DeviceFactory(tenant=TenantFactory(), model=device_model("Yealink", "T54W"))
     code = verification_code_issue(device=device, actor=Actor.system("test")).code
     with Baresip(workdir=tmp_path, user=device.sip_user, registrar=edge.target, transport=transport) as phone:
         # Read from the database, not from baresip's REGISTER_OK: it may come before we are listening.
-        wait_until(lambda: device.refresh_from_db() or device.online, what="the registration", phone=phone)
+        wait_until(lambda: device.refresh_from_db() or device.online, what="the registration", details=phone.log)
         assert device.transport == transport
         assert device.user_agent.startswith("baresip")
         # baresip binds another user in its Contact than the MAC it registers (user-0x...@host:port).
@@ -185,16 +181,18 @@ def test_baresip_registers_enrolls_with_star_55_and_is_shown_the_sign_in_code(ed
         assert VerificationCode.objects.get(device=device).used_at is not None
 
         # The check-sync reaches baresip through the edge, and baresip answers it: with 481, as it
-        # keeps no subscription for check-sync (a desk phone says 200), so the command is final.
+        # keeps no subscription for check-sync (a desk phone says 200), so the command ends rejected.
         resync = DeviceCommand.objects.filter(device=device, kind=CommandKind.RESYNC)
-        command = wait_until(lambda: resync.exclude(sip_status=None).first(), what="baresip's answer", phone=phone)
-        assert command.status in (CommandStatus.SENT, CommandStatus.REJECTED)
+        command = wait_until(
+            lambda: resync.exclude(sip_status=None).first(), what="baresip's answer", details=phone.log
+        )
+        assert (command.status, command.sip_status) == (CommandStatus.REJECTED, 481)
 
         # The Sign-in key's number: the call is answered and ended, then the code goes out in a
         # MESSAGE that baresip accepts (it has no screen to show it on).
         phone.command("dial", SIGN_IN)
-        wait_until(lambda: phone.count("CALL_CLOSED") == 2, what="the Sign-in call to end", phone=phone)
+        wait_until(lambda: phone.count("CALL_CLOSED") == 2, what="the Sign-in call to end", details=phone.log)
         assert phone.count("CALL_ESTABLISHED") == 2
         assert PairingRequest.objects.get(device=device).status == "pending"
         delivered = rf"MESSAGE to sip:{device.sip_user}-\S+: 200 OK"
-        wait_until(lambda: re.search(delivered, edge.log_path.read_text()), what="the MESSAGE", phone=phone)
+        wait_until(lambda: re.search(delivered, edge.log_path.read_text()), what="the MESSAGE", details=phone.log)

@@ -9,7 +9,6 @@ pairs with the code the phone shows, on the pairing page."""
 
 import re
 import socket
-import time
 import urllib.request
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
@@ -30,8 +29,14 @@ from portal.services import Actor
 from tests.factories import DeviceFactory, MembershipFactory, TenantFactory, UserFactory, device_model
 from tests.gateway.edge_helpers import SCENARIOS as EDGE_SCENARIOS
 from tests.gateway.sip.sipp import Sipp
+from tests.waiting import wait_until
 
-pytestmark = [pytest.mark.sipp, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.sipp,
+    pytest.mark.worker,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("catalog"),
+]
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 ADMIN = Actor.system("test")
@@ -236,6 +241,10 @@ class Handset:
             self._finger = socket.create_connection(("127.0.0.1", self.port), timeout=5)
         self._finger.sendall(info)
 
+    def scenario_ended(self) -> str | None:
+        """Why waiting on the phone is pointless: it has run its whole scenario (or failed it)."""
+        return "the phone's scenario ended" if self.sipp.process.poll() is not None else None
+
     def __enter__(self) -> "Handset":
         self.sipp.start()
         return self
@@ -253,16 +262,11 @@ def configured(settings, edge):
     return settings
 
 
-def wait_until(predicate, *, what: str, handset: Handset):
-    """The step's outcome, as soon as it shows; fails at once if the phone's scenario failed."""
-    deadline = time.monotonic() + STEP_TIMEOUT
-    while time.monotonic() < deadline:
-        if result := predicate():
-            return result
-        if handset.sipp.process.poll() is not None:
-            raise AssertionError(f"the phone's scenario ended before {what}:\n{handset.sipp.report()}")
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}\n{handset.sipp.report()}")
+def wait_for_step(predicate, *, what: str, handset: Handset):
+    """The step's outcome, as soon as it shows; fails at once, with the phone's report, if its scenario ended."""
+    return wait_until(
+        predicate, what=what, timeout=STEP_TIMEOUT, details=handset.sipp.report, give_up=handset.scenario_ended
+    )
 
 
 def spray_garbage(port: int) -> None:
@@ -322,7 +326,7 @@ def test_a_phone_s_whole_day_from_first_config_to_sign_out(
 
     with Handset(phone=phone, device=device, code=code, config=config, workdir=tmp_path) as handset:
         # 08:00 - it registers where its config says, then the technician dials *55* and the code.
-        wait_until(lambda: reload().online, what="the registration", handset=handset)
+        wait_for_step(lambda: reload().online, what="the registration", handset=handset)
         assert device.contact_uri == f"sip:{device.sip_user}@127.0.0.1:{handset.port};transport={transport.upper()}"
         assert device.transport == transport
         assert device.source_address == f"127.0.0.1:{handset.port}"
@@ -331,11 +335,11 @@ def test_a_phone_s_whole_day_from_first_config_to_sign_out(
 
         # The call is answered and ended (the scenario checks the inactive SDP and the BYE), then
         # the worker's check-sync reaches the phone through the edge that holds its registration.
-        (enrolled,) = wait_until(lambda: commands_sent(1), what="the first check-sync", handset=handset)
+        (enrolled,) = wait_for_step(lambda: commands_sent(1), what="the first check-sync", handset=handset)
         assert reload().state == DeviceState.WAITING_FOR_SIGN_IN
         assert VerificationCode.objects.get(device=device).used_at is not None
         assert (enrolled.kind, enrolled.event, enrolled.sip_status) == (CommandKind.RESYNC, phone.resync_event, 200)
-        (notify,) = wait_until(lambda: handset.sent("NOTIFY"), what="the NOTIFY on the phone", handset=handset)
+        (notify,) = wait_for_step(lambda: handset.sent("NOTIFY"), what="the NOTIFY on the phone", handset=handset)
         assert notify.event == phone.resync_event
         # From the edge's own address: a NOTIFY from a worker's port would not pass the phone's NAT.
         assert f"SIP/2.0/{transport.upper()} 127.0.0.1:{edge.port};" in notify.via
@@ -347,7 +351,7 @@ def test_a_phone_s_whole_day_from_first_config_to_sign_out(
 
         # 08:05 - Ada presses Sign-in: the phone shows the pairing URL and a code.
         handset.press("sign-in")
-        (message,) = wait_until(lambda: handset.sent("MESSAGE"), what="the sign-in MESSAGE", handset=handset)
+        (message,) = wait_for_step(lambda: handset.sent("MESSAGE"), what="the sign-in MESSAGE", handset=handset)
         shown = re.fullmatch(r"Sign in at (\S+) with code ([BCDFGHJKLMNPQRSTVWXZ]{4}-[BCDFGHJKLMNPQRSTVWXZ]{4})",
                              message.text)  # fmt: skip
         assert shown is not None, message
@@ -364,8 +368,8 @@ def test_a_phone_s_whole_day_from_first_config_to_sign_out(
         assert browser.post("/pair/", {"code": user_code}).status_code == 302
 
         # The phone is told to sync, and its config now shows her name and number and a Sign-out key.
-        wait_until(lambda: commands_sent(2), what="the check-sync after pairing", handset=handset)
-        wait_until(lambda: len(handset.sent("NOTIFY")) == 2, what="the second NOTIFY", handset=handset)
+        wait_for_step(lambda: commands_sent(2), what="the check-sync after pairing", handset=handset)
+        wait_for_step(lambda: len(handset.sent("NOTIFY")) == 2, what="the second NOTIFY", handset=handset)
         assert reload().state == DeviceState.SIGNED_IN
         assert (device.signed_in_user, device.phone_number) == (ada, "+14255550100")
         config = fetch_config(phone, device, live_server.url)
@@ -375,8 +379,8 @@ def test_a_phone_s_whole_day_from_first_config_to_sign_out(
 
         # 17:30 - she presses Sign-out: the phone is back to waiting for a sign-in, and says so.
         handset.press("sign-out")
-        wait_until(lambda: commands_sent(3), what="the check-sync after sign-out", handset=handset)
-        wait_until(lambda: len(handset.sent("NOTIFY")) == 3, what="the third NOTIFY", handset=handset)
+        wait_for_step(lambda: commands_sent(3), what="the check-sync after sign-out", handset=handset)
+        wait_for_step(lambda: len(handset.sent("NOTIFY")) == 3, what="the third NOTIFY", handset=handset)
         assert reload().state == DeviceState.WAITING_FOR_SIGN_IN
         assert (device.signed_in_user, device.phone_number) == (None, "")
         config = fetch_config(phone, device, live_server.url)

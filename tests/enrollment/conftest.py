@@ -1,5 +1,3 @@
-from uuid import uuid4
-
 import pytest
 
 from devices.choices import DeviceState
@@ -7,10 +5,8 @@ from tests.factories import DeviceFactory
 
 
 @pytest.fixture(autouse=True)
-def own_cache_keys(settings):
-    """Lockout counters live in the real Redis cache; a key prefix per test keeps tests (and
-    parallel test processes, whose device ids coincide) from counting each other's attempts."""
-    settings.CACHES = {"default": {**settings.CACHES["default"], "KEY_PREFIX": f"test-{uuid4().hex}"}}
+def every_test_has_own_cache_keys(own_cache_keys):
+    """Codes and pairing are where lockouts are counted: no test here shares its counters."""
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from portal.choices import Role
 from portal.models import AuditEvent
 from portal.services import Actor
 from tests.factories import DeviceFactory, MembershipFactory, device_model, registered
+from tests.waiting import wait_until
 
 SOURCE = "192.0.2.44"
 CODE = re.compile(r"^[BCDFGHJKLMNPQRSTVWXZ]{4}-[BCDFGHJKLMNPQRSTVWXZ]{4}$")
@@ -386,17 +387,15 @@ def _in_threads(calls, *, before_release=None):
 
 
 def _lock_waiters(count: int, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def queued() -> bool:
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_stat_clear_snapshot()")  # else a transaction sees one frozen view
             cursor.execute(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
             )
-            if cursor.fetchone()[0] >= count:
-                return
-        time.sleep(0.02)
-    raise AssertionError(f"{count} approvals never queued on the device's row lock")
+            return cursor.fetchone()[0] >= count
+
+    wait_until(queued, what=f"{count} approvals queued on the device's row lock", timeout=timeout, interval=0.02)
 
 
 @pytest.mark.django_db(transaction=True)

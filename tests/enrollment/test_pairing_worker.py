@@ -1,8 +1,6 @@
 """Pairing and sign-out reach the phone: a real Celery worker sends the check-sync to a real SIP
 peer (SIPp playing a Yealink)."""
 
-import time
-
 import pytest
 from django.test import Client
 
@@ -13,18 +11,17 @@ from portal.services import Actor
 from tests.conftest import login
 from tests.factories import DeviceFactory, device_model, registered
 from tests.gateway.sip.sipp import Sipp
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.sipp, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
 def wait_for_resync(device, count: int, worker, timeout: float = 20) -> list[DeviceCommand]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def final_resyncs() -> list[DeviceCommand] | None:
         commands = list(DeviceCommand.objects.filter(device=device, kind=CommandKind.RESYNC).order_by("id"))
-        if len(commands) == count and all(c.is_final for c in commands):
-            return commands
-        time.sleep(0.1)
-    raise AssertionError(f"no {count} final resync commands:\n{worker.log()}")
+        return commands if len(commands) == count and all(c.is_final for c in commands) else None
+
+    return wait_until(final_resyncs, what=f"{count} final resync commands", timeout=timeout, details=worker.log)
 
 
 def test_the_phone_gets_a_check_sync_when_its_user_pairs_and_when_signed_out(admin_a, user_a, celery_worker, tmp_path):

@@ -1,6 +1,5 @@
 """The expiry sweep runs from the one beat schedule on a real Celery worker."""
 
-import time
 from datetime import timedelta
 
 import pytest
@@ -13,6 +12,7 @@ from enrollment.services import verification_codes_issue
 from portal.celery import app
 from portal.services import Actor
 from tests.factories import DeviceFactory
+from tests.waiting import wait_until
 
 
 def test_the_sweep_is_scheduled_every_five_minutes():
@@ -29,8 +29,10 @@ def test_a_worker_wipes_expired_codes_and_leaves_live_ones(celery_worker, tenant
     VerificationCode.objects.filter(device=expired).update(expires_at=timezone.now() - timedelta(minutes=1))
 
     tasks.verification_codes_sweep.delay()
-    deadline = time.monotonic() + 20
-    while VerificationCode.objects.get(device=expired).ciphertext is not None:
-        assert time.monotonic() < deadline, celery_worker.log()
-        time.sleep(0.1)
+    wait_until(
+        lambda: VerificationCode.objects.get(device=expired).ciphertext is None,
+        what="the expired code wiped",
+        timeout=20,
+        details=celery_worker.log,
+    )
     assert VerificationCode.objects.get(device=live).is_live

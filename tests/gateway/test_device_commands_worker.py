@@ -1,6 +1,5 @@
 """Restarts through a real Celery worker on Redis, to a real phone (SIPp)."""
 
-import time
 from pathlib import Path
 
 import pytest
@@ -10,20 +9,12 @@ from devices.choices import CommandStatus, DeviceState
 from devices.models import Device, DeviceCommand
 from tests.factories import DeviceFactory, device_model, registered
 from tests.gateway.sip.sipp import Sipp
+from tests.waiting import wait_until
 from tests.workers import CeleryWorker, purge_broker
 
 FLEET_SCENARIO = Path(__file__).parent / "scenarios" / "fleet_delayed_answer.xml"
 
 pytestmark = [pytest.mark.sipp, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
-
-
-def wait_until(predicate, *, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_a_restart_asked_through_the_api_is_sent_by_the_worker(admin_a, celery_worker, tmp_path):
@@ -33,7 +24,12 @@ def test_a_restart_asked_through_the_api_is_sent_by_the_worker(admin_a, celery_w
         response = admin_a.api.post(f"/api/v1/devices/{device.pk}/restart/")
         assert response.status_code == 202
         url = f"/api/v1/commands/{response.json()['id']}/"
-        wait_until(lambda: admin_a.api.get(url).json()["final"], timeout=20, what=celery_worker.log())
+        wait_until(
+            lambda: admin_a.api.get(url).json()["final"],
+            what="the restart's final status",
+            timeout=20,
+            details=celery_worker.log,
+        )
         assert sipp.wait() == 0, sipp.report()
     assert admin_a.api.get(url).json()["status"] == "sent"
 

@@ -10,7 +10,6 @@ import re
 import socket
 import time
 from datetime import timedelta
-from uuid import uuid4
 
 import pytest
 from django.utils import timezone
@@ -22,24 +21,17 @@ from enrollment.services import verification_code_issue
 from gateway.sip.transaction import Timers
 from portal.models import AuditEvent
 from portal.services import Actor
-from tests.factories import DeviceFactory, UserFactory, device_model, ensure_catalog, registered
+from tests.factories import DeviceFactory, UserFactory, device_model, registered
 from tests.gateway.edge_helpers import SCENARIOS, EdgeThread, phone
 from tests.gateway.sip.corpus import crlf
 
-pytestmark = [pytest.mark.sipp, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.sipp,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("own_cache_keys", "catalog"),
+]
 
 ADMIN = Actor.system("test")
-
-
-@pytest.fixture(autouse=True)
-def own_cache_keys(settings):
-    """Lockout counters live in the real Redis cache: a key prefix per test."""
-    settings.CACHES = {"default": {**settings.CACHES["default"], "KEY_PREFIX": f"test-{uuid4().hex}"}}
-
-
-@pytest.fixture(autouse=True)
-def catalog(transactional_db):
-    ensure_catalog()  # transactional tests empty every table, the seeded catalog included
 
 
 @pytest.fixture

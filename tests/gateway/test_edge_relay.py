@@ -5,7 +5,6 @@ import json
 import socket
 import threading
 import time
-from uuid import uuid4
 
 import pytest
 
@@ -17,18 +16,17 @@ from gateway.services import device_commands_send
 from gateway.sip.message import Request, make_response
 from gateway.sip.parser import parse_message
 from portal.services import Actor
-from tests.factories import DeviceFactory, device_model, ensure_catalog
+from tests.factories import DeviceFactory, device_model
 from tests.gateway.edge_helpers import EdgeThread
 from tests.gateway.test_edge import register_bytes
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("catalog", "own_cache_keys")]
 
 
 @pytest.fixture(autouse=True)
-def catalog(transactional_db, settings):
-    ensure_catalog()
-    settings.SIP_T1 = 0.02  # the worker's own sends: Timer F = 1.28 s
-    settings.CACHES = {"default": {**settings.CACHES["default"], "KEY_PREFIX": f"test-{uuid4().hex}"}}
+def short_sip_timers(settings):
+    """The worker's own sends give up at Timer F = 64·T1 = 1.28 s, not 32 s."""
+    settings.SIP_T1 = 0.02
 
 
 class NattedPhone:

@@ -2,7 +2,6 @@
 unregistering, and the feature codes' refusals."""
 
 from datetime import timedelta
-from uuid import uuid4
 
 import pytest
 from django.db import connection
@@ -25,12 +24,7 @@ from gateway.phone_services import (
 from portal.services import Actor
 from tests.factories import DeviceFactory, TenantFactory, device_model, registered
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def own_cache_keys(settings):
-    settings.CACHES = {"default": {**settings.CACHES["default"], "KEY_PREFIX": f"test-{uuid4().hex}"}}
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("own_cache_keys")]
 
 
 def binding(device_or_user, *, contact_port=5060, agent="", expires=600) -> Binding:

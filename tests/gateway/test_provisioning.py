@@ -5,7 +5,6 @@ records on the device, HTTPS only; and the Setup page that shows the URL."""
 import secrets
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
-from uuid import uuid4
 
 import pytest
 from django.db import connection
@@ -19,15 +18,10 @@ from portal.services import Actor
 from tests.conftest import login
 from tests.factories import DeviceFactory, UserFactory, device_model
 
+pytestmark = pytest.mark.usefixtures("own_cache_keys")
+
 TEXT = "text/plain; charset=utf-8"
 XML = "application/xml; charset=utf-8"
-
-
-@pytest.fixture(autouse=True)
-def own_cache_keys(settings):
-    """Miss counters live in the real Redis cache: a key prefix per test keeps tests, and test runs
-    side by side, from counting each other's misses."""
-    settings.CACHES = {"default": {**settings.CACHES["default"], "KEY_PREFIX": f"test-{uuid4().hex}"}}
 
 
 @pytest.fixture(autouse=True)

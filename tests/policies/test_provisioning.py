@@ -2,7 +2,6 @@
 fetching it is what brings the device in sync."""
 
 import xml.etree.ElementTree as ET
-from uuid import uuid4
 
 import pytest
 
@@ -14,12 +13,9 @@ from portal.services import Actor
 from tests.factories import device_model
 from tests.policies.conftest import member, phone
 
+pytestmark = pytest.mark.usefixtures("own_cache_keys")
+
 SYSTEM = Actor.system("test")
-
-
-@pytest.fixture(autouse=True)
-def own_cache_keys(settings):
-    settings.CACHES = {"default": {**settings.CACHES["default"], "KEY_PREFIX": f"test-{uuid4().hex}"}}
 
 
 def fetch(client, device, file_name: str) -> str:

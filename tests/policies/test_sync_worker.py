@@ -3,7 +3,6 @@ and the phones' config fetches bring them in sync, after which beat leaves them 
 
 import re
 import time
-from uuid import uuid4
 
 import pytest
 from django.test import Client
@@ -13,21 +12,18 @@ from devices.models import Device, DeviceCommand
 from policies.services import policy_defaults_ensure
 from tests.factories import DeviceFactory, MembershipFactory, device_model, registered
 from tests.gateway.sip.sipp import Sipp
-from tests.workers import CeleryWorker, purge_broker
+from tests.waiting import wait_until
+from tests.workers import running_worker
 
-pytestmark = [pytest.mark.sipp, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.sipp,
+    pytest.mark.worker,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("own_cache_keys"),
+]
 
 FLEET = 12
 BEAT_SECONDS = 2
-
-
-def wait_until(predicate, *, timeout: float, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what() if callable(what) else what}")
 
 
 def notified_users(sipp: Sipp) -> set[str]:
@@ -37,9 +33,8 @@ def notified_users(sipp: Sipp) -> set[str]:
 
 
 def test_a_new_default_reaches_every_phone_through_the_worker_and_their_fetches_bring_them_in_sync(
-    admin_a, tenant_a, tmp_path, settings
+    admin_a, tenant_a, tmp_path
 ):
-    settings.CACHES = {"default": {**settings.CACHES["default"], "KEY_PREFIX": f"test-{uuid4().hex}"}}
     defaults = policy_defaults_ensure(tenant=tenant_a)
     model = device_model("Yealink", "T54W")
     # Room for a second round should a tick fall between the NOTIFYs and the fetches.
@@ -56,9 +51,8 @@ def test_a_new_default_reaches_every_phone_through_the_worker_and_their_fetches_
                 synced_version=1,
             )
             devices.append(registered(device, contact=f"sip:{device.sip_user}@127.0.0.1:{sipp.port}"))
-        purge_broker()
-        worker = CeleryWorker(extra_env={"POLICY_SYNC_SECONDS": str(BEAT_SECONDS), "SIP_T1": "0.1"}, beat=True).start()
-        try:
+        worker_env = {"POLICY_SYNC_SECONDS": str(BEAT_SECONDS), "SIP_T1": "0.1"}
+        with running_worker(extra_env=worker_env, beat=True) as worker:
             response = admin_a.api.patch(
                 f"/api/v1/policies/{defaults['ip_phone'].pk}/", {"settings": {"language": "es"}}, format="json"
             )
@@ -68,8 +62,9 @@ def test_a_new_default_reaches_every_phone_through_the_worker_and_their_fetches_
             syncs = DeviceCommand.objects.filter(kind=CommandKind.POLICY_SYNC, device__in=devices)
             wait_until(
                 lambda: syncs.filter(status=CommandStatus.SENT).values("device").distinct().count() == FLEET,
+                what="a check-sync sent to every phone",
                 timeout=BEAT_SECONDS + 20,
-                what=worker.log,
+                details=worker.log,
             )
             assert notified_users(sipp) == {d.sip_user for d in devices}
 
@@ -82,9 +77,12 @@ def test_a_new_default_reaches_every_phone_through_the_worker_and_their_fetches_
                 assert "lang.gui = Spanish" in body and "config version 2" in body
             assert set(Device.objects.filter(tenant=tenant_a).values_list("synced_version", flat=True)) == {2}
 
-            wait_until(lambda: not syncs.filter(status__in=["queued", "sending"]).exists(), timeout=20, what=worker.log)
+            wait_until(
+                lambda: not syncs.filter(status__in=["queued", "sending"]).exists(),
+                what="every check-sync final",
+                timeout=20,
+                details=worker.log,
+            )
             asked = syncs.count()
             time.sleep(BEAT_SECONDS * 2 + 1)  # two more ticks: phones in sync are not asked again
             assert syncs.count() == asked
-        finally:
-            worker.stop()
