@@ -429,9 +429,11 @@ class DeviceWriter:
     at random places. The writer is a thread with its own database connection and one transaction,
     and nothing it writes is seen before `commit`. That commits only if every row handed over became
     a device: then the file had no duplicate, no MAC of another organization and nothing already
-    onboarded, so it needs no set-wise checks. A taken MAC (unique violation), a deadlock with
-    another import or a short count roll everything back, for the checked path (Staging) to find
-    out why. After an error the thread keeps draining its queue, so the reading side never blocks."""
+    onboarded, so it needs no set-wise checks. A chunk with a MAC already onboarded (found as it
+    comes in: a file uploaded again gives way at once), a taken MAC at the insert (unique
+    violation), a deadlock with another import or a short count roll everything back, for the
+    checked path (Staging) to find out why. After an error the thread keeps draining its queue, so
+    the reading side never blocks."""
 
     _ABANDON = object()
     SAMPLE_EVERY = 64  # MACs kept in memory to cut the file into ranges of about `batch_rows`
@@ -601,20 +603,31 @@ def references_checked_once(cursor, *, source: str, tenant_id: int) -> Iterator[
     Per row, a check locks the referenced row FOR KEY SHARE (so it cannot be deleted before the
     commit) and fails if it is missing. For a million devices that queued two million checks for
     the commit, a fifth of the import (bench/import_csv.py). The same locks are taken here up front
-    and held to the end of the transaction. Skipping the triggers means setting
+    and held to the end of the transaction (the deferred checks took them only at the commit: a
+    tenant or model deleted meanwhile waits for the import). Skipping the triggers means setting
     session_replication_role for this transaction, which needs a superuser or, on PostgreSQL 15+,
     `GRANT SET ON PARAMETER session_replication_role`; without it, or if a reference is missing,
     the triggers run as usual. Yields whether they are skipped. Must run inside a transaction."""
     if (
         cursor.db.vendor != "postgresql"
+        or not _may_skip_triggers(cursor)
         or not _references_locked(cursor, source=source, tenant_id=tenant_id)
-        or not _set_local_role(cursor, "replica")
     ):
         yield False
         return
+    cursor.execute("SET LOCAL session_replication_role = replica")
     yield True
-    # Not reached on an error: the transaction (or savepoint) then rolls back, and the setting with it.
-    _set_local_role(cursor, "origin")
+    # Not reached on an error: the transaction (or savepoint) then rolls back, and the setting with
+    # it. A failure here raises too: nothing else may run in this transaction without its checks.
+    cursor.execute("SET LOCAL session_replication_role = origin")
+
+
+def _may_skip_triggers(cursor) -> bool:
+    if cursor.db.pg_version >= 150000:
+        cursor.execute("SELECT has_parameter_privilege('session_replication_role', 'SET')")
+    else:
+        cursor.execute("SELECT current_setting('is_superuser') = 'on'")
+    return cursor.fetchone()[0]
 
 
 def _references_locked(cursor, *, source: str, tenant_id: int) -> bool:
@@ -627,15 +640,6 @@ def _references_locked(cursor, *, source: str, tenant_id: int) -> bool:
         return True
     cursor.execute(f"SELECT id FROM {_table(DeviceModel)} WHERE id = ANY(%s) FOR KEY SHARE", [list(named)])
     return len(cursor.fetchall()) == len(named)
-
-
-def _set_local_role(cursor, role: str) -> bool:
-    try:
-        with transaction.atomic(using=cursor.db.alias):
-            cursor.execute(f"SET LOCAL session_replication_role = {role}")
-    except DatabaseError:  # not allowed to: keep the triggers
-        return False
-    return True
 
 
 def _table(model) -> str:
@@ -705,10 +709,11 @@ def stream_file(
     csv_file: CsvFile, writer: DeviceWriter, *, chunk_rows: int, on_progress: Callable[[int], None]
 ) -> int | None:
     """Hand the rows of the file to the writer as they pass their own checks. The number of rows
-    handed over, or None at the first error (the checked path then finds them all)."""
+    handed over, or None at the first row error or once the writer stopped (the checked path then
+    takes the file)."""
     sent = 0
     for processed, rows, errors in checked_chunks(csv_file, chunk_rows):
-        if errors or writer.gave_way:
+        if errors or writer.error is not None:
             return None
         writer.write(rows)
         sent += len(rows)

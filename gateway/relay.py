@@ -4,9 +4,10 @@ A phone behind NAT (and any phone on TCP) accepts packets only on the path it op
 edge: a NOTIFY from a Celery worker's random port never reaches it. So each edge records, per
 device it registers, that it holds the binding (in Redis, expiring with the binding); the worker
 that sends a batch of commands hands the NOTIFYs of those devices to their edge over a Redis list
-and waits for the outcomes while it sends the rest itself. Anything that goes wrong on the
-way (no Redis, edge gone, edge silent) falls back to the worker sending: a phone may then get a
-NOTIFY twice, which check-sync tolerates, but never none.
+and waits for the outcomes while it sends the rest itself (an edge that does not take its job is
+found out after that). Anything that goes wrong on the way (no Redis, edge gone, edge silent) falls
+back to the worker sending: a phone may then get a NOTIFY twice, which check-sync tolerates, but
+never none.
 
 Keys (all expire, under the cache's KEY_PREFIX): ``sip-edge:binding:<device id>`` = edge instance;
 ``sip-edge:alive:<instance>`` refreshed by the edge; ``sip-edge:inbox:<instance>`` jobs;
@@ -203,8 +204,11 @@ def notify_via_edges(
     outcomes: dict[object, NotifyOutcome] = {}
     if rest := [target for target in targets if target.key not in posted]:
         outcomes.update((o.key, o) for o in notify_many(rest, event_for, **notify_many_options))
+    # One deadline for every edge: each had the whole batch's time to send, and a silent one must
+    # not push the others' replies (kept 120 s) past their expiry.
+    deadline = time.monotonic() + timer_f + 10
     for job in jobs:
-        outcomes.update(job.outcomes(timer_f=timer_f))
+        outcomes.update(job.outcomes(deadline=deadline))
     if left := [target for target in targets if target.key not in outcomes]:  # edges that failed us
         outcomes.update((o.key, o) for o in notify_many(left, event_for, **notify_many_options))
     return [outcomes[target.key] for target in targets]
@@ -268,13 +272,13 @@ class _EdgeJob:
             return None
         return cls(instance, batch, payload, reply)
 
-    def outcomes(self, *, timer_f: float) -> dict[object, NotifyOutcome]:
-        """The outcomes the edge reports, or {} when it did not take the job or went silent (the
-        caller then sends them itself)."""
+    def outcomes(self, *, deadline: float) -> dict[object, NotifyOutcome]:
+        """The outcomes the edge reports by `deadline` (time.monotonic()), or {} when it did not
+        take the job or went silent (the caller then sends them itself)."""
         r = client()
         assert r is not None
         try:
-            accepted = r.blpop([self.reply], max(self.accept_by - time.monotonic(), 0.01))
+            accepted = r.blpop([self.reply], _left(self.accept_by))
             # Not taken in time: take it back. Had the edge taken it meanwhile, its outcomes will come.
             if accepted is None and r.lrem(_inbox(self.instance), 1, self.payload):
                 log.warning(
@@ -283,9 +287,9 @@ class _EdgeJob:
                     len(self.batch),
                 )
                 return {}
-            item = r.blpop([self.reply], timer_f + 10)
+            item = r.blpop([self.reply], _left(deadline))
             if item is not None and accepted is None and "accepted" in json.loads(item[1]):
-                item = r.blpop([self.reply], timer_f + 10)
+                item = r.blpop([self.reply], _left(deadline))
         except redis.RedisError as exc:
             log.warning("relay: lost edge %s: %s", self.instance, exc)
             return {}
@@ -299,3 +303,8 @@ class _EdgeJob:
         outcomes = [NotifyOutcome(*values) for values in json.loads(item[1])["outcomes"]]
         known = {target.key for target in self.batch}  # keys survive JSON as they were (command ids)
         return {o.key: o for o in outcomes if o.key in known}
+
+
+def _left(deadline: float) -> float:
+    """Seconds to `deadline`, for BLPOP: never 0, which would wait for ever."""
+    return max(deadline - time.monotonic(), 0.01)

@@ -25,7 +25,7 @@ class Tenant(models.Model):
 
 class EmailUserManager(UserManager):
     def get_by_natural_key(self, username):
-        """Sign-in by e-mail address in any case: addresses are stored lower case (user_create).
+        """Sign-in by e-mail address in any case: addresses are stored lower case (normalize_username).
         As typed first: an account whose address clashed when portal 0003 lowered the others'
         kept its spelling."""
         address = (username or "").strip()
@@ -39,6 +39,12 @@ class User(AbstractUser):
     """Signs in with the e-mail address as username."""
 
     objects = EmailUserManager()
+
+    @classmethod
+    def normalize_username(cls, username):
+        """One account per address however it is typed (mail providers ignore case): every way of
+        creating a user (user_create, createsuperuser, forms' clean) stores it lower case."""
+        return super().normalize_username(username).strip().lower()
 
     phone_number = models.CharField(max_length=32, blank=True)
 

@@ -63,13 +63,8 @@ def audit_record_many(
     )
 
 
-def normalize_email(email: str) -> str:
-    """One account per address however it is typed: mail providers ignore case."""
-    return email.strip().lower()
-
-
 def user_create(*, tenant: Tenant, email: str, role: str, password: str | None = None, **fields) -> User:
-    email = normalize_email(email)
+    email = User.normalize_username(email)
     user = User(username=email, email=email, **fields)
     if password:
         user.set_password(password)
@@ -101,8 +96,8 @@ def tenant_create(
     """Create a tenant with its admin (and technician), each with an API token for automation."""
     if region not in Region.values:
         raise ValueError(f'region "{region}" is not one of {", ".join(Region.values)}')
-    admin_email = normalize_email(admin_email)
-    technician_email = normalize_email(technician_email) if technician_email else None
+    admin_email = User.normalize_username(admin_email)
+    technician_email = User.normalize_username(technician_email) if technician_email else None
     if technician_email and technician_email == admin_email:
         raise ValueError("the admin and the technician need different e-mail addresses")
     emails = [e for e in (admin_email, technician_email) if e]

@@ -5,14 +5,16 @@ from django.db.models.functions import Lower
 
 def lower_case_addresses(apps, schema_editor):
     """Accounts created before addresses were stored lower case; one that would collide with
-    another account's address keeps its spelling (and signs in as typed then)."""
+    another account's address keeps its spelling (and signs in as typed then). The older account
+    of a clash gets the plain address."""
     User = apps.get_model("portal", "User")
     taken = set(User.objects.values_list("username", flat=True))
-    for user in User.objects.exclude(username=Lower("username")).only("username", "email"):
+    for user in User.objects.exclude(username=Lower("username")).only("username").order_by("pk"):
         address = user.username.lower()
         if address not in taken:
             taken.add(address)
-            User.objects.filter(pk=user.pk).update(username=address, email=user.email.lower())
+            User.objects.filter(pk=user.pk).update(username=address)
+    User.objects.exclude(email=Lower("email")).update(email=Lower("email"))
 
 
 class Migration(migrations.Migration):

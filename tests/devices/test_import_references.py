@@ -101,5 +101,5 @@ def test_an_imported_device_fills_no_reference_but_those_checked_once():
     params = iter(values)
     written = {column: next(params) if expression == "%s" else expression for column, expression in filled.items()}
     for field in Device._meta.concrete_fields:
-        if field.many_to_one and field.name not in ("tenant", "model"):
+        if field.is_relation and field.name not in ("tenant", "model"):
             assert written[connection.ops.quote_name(field.column)] is None, field.name

@@ -159,5 +159,5 @@ def test_a_job_an_edge_takes_after_the_accept_wait_is_awaited_not_sent_twice():
         r.rpush(job.reply, json.dumps({"outcomes": [[7, 200, "OK", "sent", False, 0]]}))
 
     threading.Thread(target=answer_late).start()
-    (outcome,) = job.outcomes(timer_f=1).values()
+    (outcome,) = job.outcomes(deadline=time.monotonic() + 2).values()
     assert (outcome.key, outcome.status, outcome.outcome) == (7, 200, "sent")

@@ -140,18 +140,22 @@ def test_addresses_are_stored_lower_case_and_sign_in_in_any_case(db, client):
 
     response = client.post("/login/", {"username": "ADA@fabrikam.example", "password": "s3cret-enough"})
     assert response.status_code == 302 and client.session["_auth_user_id"] == str(user.pk)
+    # The same rule for accounts made another way (createsuperuser uses this).
+    assert User.objects.create_user("Carol@Fabrikam.Example").username == "carol@fabrikam.example"
 
 
 def test_the_migration_lowers_old_addresses_but_never_onto_another_account(db):
     migration = importlib.import_module("portal.migrations.0003_user_email_lower_case")
-    mixed = UserFactory(username="Bob@Example.com", email="Bob@Example.com")
-    clash = UserFactory(username="Eve@Example.com", email="Eve@Example.com")
-    UserFactory(username="eve@example.com", email="eve@example.com")
+    # Stored as they were before the rule (update() skips normalize_username).
+    mixed, clash, plain = UserFactory.create_batch(3)
+    User.objects.filter(pk=mixed.pk).update(username="Bob@Example.com", email="Bob@Example.com")
+    User.objects.filter(pk=clash.pk).update(username="Eve@Example.com", email="Eve@Example.com")
+    User.objects.filter(pk=plain.pk).update(username="eve@example.com", email="eve@example.com")
 
     migration.lower_case_addresses(django_apps, None)
 
     mixed.refresh_from_db()
     clash.refresh_from_db()
     assert (mixed.username, mixed.email) == ("bob@example.com", "bob@example.com")
-    assert clash.username == "Eve@Example.com"
+    assert (clash.username, clash.email) == ("Eve@Example.com", "eve@example.com")
     assert User.objects.get_by_natural_key("Eve@Example.com") == clash  # still signs in, as typed
