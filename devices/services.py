@@ -1,6 +1,6 @@
 import logging
 import zlib
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -14,6 +14,7 @@ from devices.choices import (
     RUNNING_IMPORT_STATUSES,
     CommandKind,
     CommandStatus,
+    DeviceState,
     ImportStatus,
 )
 from devices.imports import (
@@ -136,6 +137,57 @@ def devices_delete(*, tenant: Tenant, actor: Actor, ids) -> int:
 
 def device_delete(*, device: Device, actor: Actor) -> None:
     devices_delete(tenant=device.tenant, actor=actor, ids=[device.pk])
+
+
+OFFBOARD_ACTOR = Actor.system("auto-offboarding")
+
+
+def devices_offboard_unseen(*, now: datetime | None = None, chunk: int = 1000) -> int:
+    """Auto-offboarding (DESIGN.md, as Teams does it): an enrolled phone nobody signed in to, unseen
+    AUTO_OFFBOARD_ENROLLED_DAYS, and a signed-in phone unseen AUTO_OFFBOARD_SIGNED_IN_DAYS leave the
+    inventory, and need onboarding again. Seen: registered or fetched its config; a phone never
+    seen at all counts from its last change (its enrollment). Phones still waiting on activation
+    stay: an admin onboarded them on purpose. Audited per device, deleted `chunk` at a time.
+    Returns how many left."""
+    now = now or timezone.now()
+    days = {
+        DeviceState.WAITING_FOR_SIGN_IN: settings.AUTO_OFFBOARD_ENROLLED_DAYS,
+        DeviceState.SIGNED_IN: settings.AUTO_OFFBOARD_SIGNED_IN_DAYS,
+    }
+    unseen = Q()
+    for state, state_days in days.items():
+        since = now - timedelta(days=state_days)
+        unseen |= (
+            Q(state=state)
+            & (Q(last_seen_at__isnull=True) | Q(last_seen_at__lt=since))
+            & (Q(last_provisioned_at__isnull=True) | Q(last_provisioned_at__lt=since))
+            & (Q(last_seen_at__isnull=False) | Q(last_provisioned_at__isnull=False) | Q(updated_at__lt=since))
+        )
+    gone = 0
+    while True:
+        with transaction.atomic():
+            devices = list(
+                Device.objects.select_for_update(skip_locked=True, of=("self",))
+                .filter(unseen)
+                .select_related("tenant")
+                .only("id", "mac", "display_name", "state", "tenant")
+                .order_by("id")[:chunk]
+            )
+            if not devices:
+                return gone
+            groups: dict[tuple[int, str], list[Device]] = {}
+            for device in devices:
+                groups.setdefault((device.tenant_id, device.state), []).append(device)
+            for (_, state), group in groups.items():
+                audit_record_many(
+                    tenant=group[0].tenant,
+                    actor=OFFBOARD_ACTOR,
+                    action="device.offboard",
+                    objects=group,
+                    details={"state": state, "unseen_days": days[state]},
+                )
+            Device.objects.filter(pk__in=[d.pk for d in devices]).delete()
+            gone += len(devices)
 
 
 # What a phone of no known model gets: the Yealink-style values most vendors accept.

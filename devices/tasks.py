@@ -8,3 +8,9 @@ from devices import services
 def import_job_run(job_id: int) -> None:
     """Run a queued CSV import. Safe to deliver twice: the job is claimed before it runs."""
     services.import_job_run(job_id=job_id)
+
+
+@shared_task
+def devices_offboard_unseen() -> int:
+    """Daily (beat): phones unseen too long leave the inventory."""
+    return services.devices_offboard_unseen()

@@ -182,7 +182,12 @@ CELERY_BEAT_SCHEDULE: dict = {
     "verification-codes-sweep": {"task": "enrollment.tasks.verification_codes_sweep", "schedule": 300.0},
     # Check-sync every registered, signed-in phone behind its policy version: in sync within the hour.
     "policy-sync": {"task": "policies.tasks.policy_sync_hourly", "schedule": envfloat("POLICY_SYNC_SECONDS", 3600.0)},
+    # Enrolled phones nobody signed in to and signed-in phones unseen too long leave the inventory.
+    "devices-offboard-unseen": {"task": "devices.tasks.devices_offboard_unseen", "schedule": 86400.0},
 }
+# Auto-offboarding (DESIGN.md, as Teams does it): days unseen before a phone leaves the inventory.
+AUTO_OFFBOARD_ENROLLED_DAYS = envint("AUTO_OFFBOARD_ENROLLED_DAYS", 14)
+AUTO_OFFBOARD_SIGNED_IN_DAYS = envint("AUTO_OFFBOARD_SIGNED_IN_DAYS", 30)
 
 # Verification codes are stored encrypted with this key (defaults to one derived from SECRET_KEY).
 VERIFICATION_CODE_KEY = envstr("VERIFICATION_CODE_KEY", "")
