@@ -179,6 +179,10 @@ def _refusal_setup(case, tenant_a):
     code = verification_code_issue(device=device, actor=ADMIN).code
     if case == "wrong":
         return device.sip_user, f"{(int(code) + 1) % 10**6:06d}", device
+    if case == "mistyped":
+        return device.sip_user, f"*{code}", device
+    if case == "none":
+        return device.sip_user, "", device
     if case == "expired":
         VerificationCode.objects.filter(device=device).update(expires_at=timezone.now() - timedelta(minutes=1))
     if case == "used":
@@ -190,6 +194,8 @@ def _refusal_setup(case, tenant_a):
     ("case", "why"),
     [
         ("wrong", "Wrong verification code"),
+        ("mistyped", "Wrong verification code"),
+        ("none", "Wrong verification code"),
         ("expired", "Verification code expired; ask for a new one"),
         ("used", "Verification code already used"),
         ("not onboarded", "Device is not onboarded"),
