@@ -1,6 +1,7 @@
 """One filterset for the HTML inventory and the REST API, so they can never disagree."""
 
 import django_filters
+from django import forms
 from django.db.models import Q
 from django.utils import timezone
 
@@ -13,14 +14,26 @@ from portal.mac import mac_fragment
 from portal.models import User
 
 
+class _OnlineField(forms.ChoiceField):
+    """`true`/`false` in any case, or `1`/`0` (what HTTP clients send for a boolean); anything else
+    is an error: a lenient boolean that ignored `yes` or a typo would list every device."""
+
+    def to_python(self, value):
+        value = super().to_python(value).strip().lower()
+        return {"1": "true", "0": "false"}.get(value, value)
+
+
+class _OnlineFilter(django_filters.ChoiceFilter):
+    field_class = _OnlineField
+
+
 class DeviceFilterSet(django_filters.FilterSet):
     state = django_filters.ChoiceFilter(choices=DeviceState.choices)
     q = django_filters.CharFilter(method="filter_q", label="Search")
     vendor = django_filters.CharFilter(field_name="model__vendor", lookup_expr="iexact")
     model = django_filters.CharFilter(method="filter_model")
     location = django_filters.CharFilter(field_name="location", lookup_expr="icontains")
-    # Strict `true`/`false`: a BooleanFilter silently ignores `1`, `yes` or typos and lists everything.
-    online = django_filters.ChoiceFilter(choices=[("true", "Online"), ("false", "Offline")], method="filter_online")
+    online = _OnlineFilter(choices=[("true", "Online"), ("false", "Offline")], method="filter_online")
     policy_sync = django_filters.ChoiceFilter(choices=SyncState.choices, method="filter_policy_sync")
 
     class Meta:

@@ -90,9 +90,18 @@ def test_the_model_filter_takes_a_catalog_id(phones):
     assert matching({"model": str(device_model("Cisco", "8851").pk)}) == {"Lab 3"}
 
 
+def test_online_takes_a_boolean_as_clients_send_it(phones):
+    online = matching({"online": "true"})
+    assert online and online != matching({"online": "false"})
+    for spelling in ("True", "TRUE", "1"):
+        assert matching({"online": spelling}) == online
+    for spelling in ("False", "0"):
+        assert matching({"online": spelling}) == matching({"online": "false"})
+
+
 @pytest.mark.parametrize(
     "data, field",
-    [({"state": "asleep"}, "state"), ({"online": "maybe"}, "online"), ({"online": "1"}, "online")],
+    [({"state": "asleep"}, "state"), ({"online": "maybe"}, "online"), ({"online": "yes"}, "online")],
 )
 def test_a_bad_value_is_a_field_error(db, data, field):
     filterset = DeviceFilterSet(data, queryset=Device.objects.all())
