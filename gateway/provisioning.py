@@ -74,6 +74,8 @@ _MAC_FILES = {
     },
 }
 _MAC_NAME = re.compile(rf"^(?P<mac>[0-9A-Fa-f]{{12}})(?P<suffix>\.cfg|{re.escape(POLY_CONFIG_SUFFIX)}|\.xml)$")
+# The format served to a phone of no known model whose User-Agent names no vendor.
+UNNAMED_PHONE_FORMAT = ConfigFormat.YEALINK
 # Tenant-wide files every phone of a vendor asks for; served without a device.
 _COMMON_FILES = {
     "000000000000.cfg": (ConfigFormat.POLY, File("provisioning/poly_master.xml", carries_config=False)),
@@ -310,8 +312,11 @@ def provisioning_file_serve(
         context = _edge_context(config_format)
     else:
         config_format = device.model.config_format if device.model_id else _vendor_format(agent.vendor)
-        file = request.files.get(config_format)
-        if file is None:  # another vendor's file name, or a phone of no known model
+        # A device onboarded without a model, fetched by a client that does not name its vendor:
+        # `<mac>.cfg` gets the Yealink-style file most `.cfg` phones read (`.xml` names no one format).
+        file = request.files.get(config_format or UNNAMED_PHONE_FORMAT)
+        config_format = config_format or UNNAMED_PHONE_FORMAT
+        if file is None:  # another vendor's file name
             _miss_record(source or "unknown")
             return None
         context = config_context(device=device, config_format=config_format)

@@ -269,7 +269,7 @@ def test_every_miss_is_the_same_bare_404(client, tenant_a, tenant_b):
         "disabled tenant": fetch(client, disabled.provisioning_key, "001565000002.cfg"),
         "another vendor's file": fetch(client, key, f"{yealink.sip_user}.xml"),
         "Poly's settings name for a Yealink": fetch(client, key, f"{yealink.sip_user}-sipgateway.cfg"),
-        "no model, unknown phone": fetch(client, key, f"{no_model.sip_user}.cfg", user_agent="curl/8.5.0"),
+        "no model, unknown phone, .xml": fetch(client, key, f"{no_model.sip_user}.xml", user_agent="curl/8.5.0"),
         "offboarded": fetch(client, key, PHONES["snom"].path()),
         "$PSN without a MAC": fetch(client, key, "CP-8841-3PCC.xml"),
         "a name no phone asks for": fetch(client, key, "sip.ld"),
@@ -279,6 +279,15 @@ def test_every_miss_is_the_same_bare_404(client, tenant_a, tenant_b):
     }
     for what, response in misses.items():
         assert (response.status_code, response.content, response["Content-Type"]) == (404, b"", "text/plain"), what
+
+
+def test_a_device_without_a_model_fetched_by_an_unnamed_client_gets_the_common_cfg_format(client, tenant_a):
+    device = DeviceFactory(tenant=tenant_a, mac="00-15-65-12-34-57")
+    response = fetch(client, tenant_a.provisioning_key, "001565123457.cfg", user_agent="curl/8.5.0")
+    assert response.status_code == 200
+    assert response.content.startswith(b"#!version:1.0.0.1") and b"001565123457" in response.content
+    device.refresh_from_db()
+    assert device.model is None and device.last_provisioned_at is not None
 
 
 def test_a_device_without_a_model_is_served_by_what_its_user_agent_says_and_learns_it(client, tenant_a):
