@@ -1,9 +1,17 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
+from drf_spectacular.renderers import (
+    OpenApiJsonRenderer,
+    OpenApiJsonRenderer2,
+    OpenApiYamlRenderer,
+    OpenApiYamlRenderer2,
+)
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from portal import views
+
+_SCHEMA_RENDERERS = [OpenApiJsonRenderer, OpenApiJsonRenderer2, OpenApiYamlRenderer, OpenApiYamlRenderer2]
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -18,7 +26,8 @@ urlpatterns = [
     path("", include("enrollment.urls")),
     path("", include("gateway.urls")),
     path("api/v1/", include("portal.api.urls")),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    # JSON unless asked for YAML (`?format=yaml`): what scripts feed to their OpenAPI tools.
+    path("api/schema/", SpectacularAPIView.as_view(renderer_classes=_SCHEMA_RENDERERS), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api_docs"),
     path("admin/", admin.site.urls),
 ]

@@ -1,6 +1,7 @@
 """REST API v1 for devices: every endpoint for every kind of caller, the JSON shape DESIGN.md
 promises, field errors, filters, sorting, cursor pages, session auth and the OpenAPI docs."""
 
+import json
 import re
 from datetime import timedelta
 from urllib.parse import parse_qs, urlparse
@@ -423,6 +424,14 @@ def test_session_writes_need_the_csrf_token(admin_a):
 
 
 # --- OpenAPI ------------------------------------------------------------------------------------
+
+
+def test_the_openapi_schema_is_json_unless_yaml_is_asked_for(client):
+    response = client.get("/api/schema/")
+    assert response.status_code == 200 and response["Content-Type"].startswith("application/vnd.oai.openapi+json")
+    assert json.loads(response.content)["openapi"].startswith("3.")
+    yaml = client.get("/api/schema/", {"format": "yaml"})
+    assert yaml["Content-Type"].startswith("application/vnd.oai.openapi") and yaml.content.startswith(b"openapi: 3.")
 
 
 def test_the_openapi_schema_is_valid_and_describes_the_device_endpoints(anon_api):
