@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, OperationalError, connection, connections, transaction
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from devices import tasks
@@ -35,7 +35,7 @@ from devices.models import Device, DeviceCommand, ImportFile, ImportJob, ImportR
 from devices.selectors import device_model_lookup
 from gateway.tasks import COMMAND_BATCH, device_commands_send
 from portal.mac import InvalidMac, normalize_mac
-from portal.models import Tenant
+from portal.models import AuditEvent, Tenant
 from portal.services import Actor, audit_record, audit_record_many
 
 logger = logging.getLogger(__name__)
@@ -145,10 +145,11 @@ OFFBOARD_ACTOR = Actor.system("auto-offboarding")
 def devices_offboard_unseen(*, now: datetime | None = None, chunk: int = 1000) -> int:
     """Auto-offboarding (DESIGN.md, as Teams does it): an enrolled phone nobody signed in to, unseen
     AUTO_OFFBOARD_ENROLLED_DAYS, and a signed-in phone unseen AUTO_OFFBOARD_SIGNED_IN_DAYS leave the
-    inventory, and need onboarding again. Seen: registered or fetched its config; a phone never
-    seen at all counts from its last change (its enrollment). Phones still waiting on activation
-    stay: an admin onboarded them on purpose. Audited per device, deleted `chunk` at a time.
-    Returns how many left."""
+    inventory, and need onboarding again. Unseen: no REGISTER, no config fetched and no change of
+    state (enrollment, sign-in, sign-out: `updated_at`) in that time. Phones of a tenant whose SIP
+    gateway is off, or was turned on again within the time, cannot have been seen and stay; so do
+    phones waiting on activation (an admin onboarded them on purpose). Audited per device, deleted
+    `chunk` at a time. Returns how many left."""
     now = now or timezone.now()
     days = {
         DeviceState.WAITING_FOR_SIGN_IN: settings.AUTO_OFFBOARD_ENROLLED_DAYS,
@@ -157,12 +158,16 @@ def devices_offboard_unseen(*, now: datetime | None = None, chunk: int = 1000) -
     unseen = Q()
     for state, state_days in days.items():
         since = now - timedelta(days=state_days)
+        gateway_back_on = AuditEvent.objects.filter(
+            tenant=OuterRef("tenant"), action="tenant.gateway_enabled", created_at__gt=since
+        )
         unseen |= (
-            Q(state=state)
+            Q(state=state, updated_at__lt=since)
             & (Q(last_seen_at__isnull=True) | Q(last_seen_at__lt=since))
             & (Q(last_provisioned_at__isnull=True) | Q(last_provisioned_at__lt=since))
-            & (Q(last_seen_at__isnull=False) | Q(last_provisioned_at__isnull=False) | Q(updated_at__lt=since))
+            & ~Q(Exists(gateway_back_on))
         )
+    unseen &= Q(tenant__sip_gateway_enabled=True)
     gone = 0
     while True:
         with transaction.atomic():

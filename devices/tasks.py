@@ -10,7 +10,7 @@ def import_job_run(job_id: int) -> None:
     services.import_job_run(job_id=job_id)
 
 
-@shared_task
+@shared_task(acks_late=True, soft_time_limit=600, time_limit=660)
 def devices_offboard_unseen() -> int:
     """Daily (beat): phones unseen too long leave the inventory."""
     return services.devices_offboard_unseen()

@@ -188,6 +188,10 @@ CELERY_BEAT_SCHEDULE: dict = {
 # Auto-offboarding (DESIGN.md, as Teams does it): days unseen before a phone leaves the inventory.
 AUTO_OFFBOARD_ENROLLED_DAYS = envint("AUTO_OFFBOARD_ENROLLED_DAYS", 14)
 AUTO_OFFBOARD_SIGNED_IN_DAYS = envint("AUTO_OFFBOARD_SIGNED_IN_DAYS", 30)
+for _name, _days in (("AUTO_OFFBOARD_ENROLLED_DAYS", AUTO_OFFBOARD_ENROLLED_DAYS),
+                     ("AUTO_OFFBOARD_SIGNED_IN_DAYS", AUTO_OFFBOARD_SIGNED_IN_DAYS)):
+    if _days < 1:  # 0 would offboard every phone not registered at that very moment
+        raise ValueError(f"{_name}={_days} must be at least 1 day")
 
 # Verification codes are stored encrypted with this key (defaults to one derived from SECRET_KEY).
 VERIFICATION_CODE_KEY = envstr("VERIFICATION_CODE_KEY", "")

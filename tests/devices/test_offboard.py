@@ -7,10 +7,12 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
+from devices import tasks
 from devices.choices import DeviceState
 from devices.models import Device
 from devices.services import devices_offboard_unseen
 from portal.models import AuditEvent
+from portal.services import Actor, audit_record
 from tests.factories import DeviceFactory, TenantFactory
 
 pytestmark = pytest.mark.django_db
@@ -19,7 +21,7 @@ NOW = timezone.now()
 ENROLLED, SIGNED_IN, WAITING = DeviceState.WAITING_FOR_SIGN_IN, DeviceState.SIGNED_IN, DeviceState.WAITING_ON_ACTIVATION
 
 
-def phone(tenant, state, *, seen_days_ago=None, provisioned_days_ago=None, changed_days_ago=0) -> Device:
+def phone(tenant, state, *, seen_days_ago=None, provisioned_days_ago=None, changed_days_ago=400) -> Device:
     def ago(days):
         return None if days is None else NOW - timedelta(days=days)
 
@@ -36,14 +38,16 @@ def test_phones_unseen_past_their_states_limit_leave_and_the_others_stay(tenant_
         phone(tenant_a, ENROLLED, seen_days_ago=20, provisioned_days_ago=15),
         phone(tenant_a, ENROLLED, changed_days_ago=15),  # enrolled and never seen since
         phone(tenant_a, SIGNED_IN, seen_days_ago=31),
+        phone(tenant_a, SIGNED_IN, changed_days_ago=31),
     ]
     stay = [
         phone(tenant_a, ENROLLED, seen_days_ago=13),
         phone(tenant_a, ENROLLED, seen_days_ago=20, provisioned_days_ago=2),  # fetched its config lately
         phone(tenant_a, ENROLLED, changed_days_ago=13),
+        phone(tenant_a, ENROLLED, seen_days_ago=20, changed_days_ago=2),  # signed out two days ago
         phone(tenant_a, SIGNED_IN, seen_days_ago=29),
         phone(tenant_a, SIGNED_IN, seen_days_ago=15),  # past the enrolled limit, not the signed-in one
-        phone(tenant_a, WAITING, changed_days_ago=400),  # onboarded on purpose, never enrolled
+        phone(tenant_a, WAITING),  # onboarded on purpose, never enrolled
     ]
 
     assert devices_offboard_unseen(now=NOW) == len(leave)
@@ -55,6 +59,20 @@ def test_phones_unseen_past_their_states_limit_leave_and_the_others_stay(tenant_
         (tenant_a.pk, "auto-offboarding", 14),
         (tenant_a.pk, "auto-offboarding", 30),
     }
+
+
+def test_phones_of_a_tenant_whose_gateway_is_off_or_was_off_lately_stay(tenant_a):
+    """Phones cannot register with a gateway that is off: unseen then says nothing about them."""
+    off, back_on_lately, back_on_long_ago = TenantFactory(sip_gateway_enabled=False), TenantFactory(), TenantFactory()
+    for tenant in (off, back_on_lately, back_on_long_ago):
+        phone(tenant, ENROLLED, seen_days_ago=40)
+    turned_on = {back_on_lately: 3, back_on_long_ago: 20}
+    for tenant, days_ago in turned_on.items():
+        audit_record(tenant=tenant, actor=Actor.system("test"), action="tenant.gateway_enabled", obj=tenant)
+        AuditEvent.objects.filter(tenant=tenant).update(created_at=NOW - timedelta(days=days_ago))
+
+    assert devices_offboard_unseen(now=NOW) == 1
+    assert set(Device.objects.values_list("tenant", flat=True)) == {off.pk, back_on_lately.pk}
 
 
 def test_each_tenants_phones_are_audited_in_that_tenant_and_chunks_take_them_all(tenant_a):
@@ -72,5 +90,4 @@ def test_each_tenants_phones_are_audited_in_that_tenant_and_chunks_take_them_all
 
 def test_the_beat_runs_it_daily():
     entry = settings.CELERY_BEAT_SCHEDULE["devices-offboard-unseen"]
-    assert (entry["task"], entry["schedule"]) == ("devices.tasks.devices_offboard_unseen", 86400.0)
-    assert (settings.AUTO_OFFBOARD_ENROLLED_DAYS, settings.AUTO_OFFBOARD_SIGNED_IN_DAYS) == (14, 30)
+    assert (entry["task"], entry["schedule"]) == (tasks.devices_offboard_unseen.name, 86400.0)
