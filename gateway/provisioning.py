@@ -74,7 +74,7 @@ _MAC_FILES = {
     },
 }
 _MAC_NAME = re.compile(rf"^(?P<mac>[0-9A-Fa-f]{{12}})(?P<suffix>\.cfg|{re.escape(POLY_CONFIG_SUFFIX)}|\.xml)$")
-# The format served to a phone of no known model whose User-Agent names no vendor.
+# The format served to a phone of no known model whose User-Agent names no catalog vendor.
 UNNAMED_PHONE_FORMAT = ConfigFormat.YEALINK
 # Tenant-wide files every phone of a vendor asks for; served without a device.
 _COMMON_FILES = {
@@ -312,8 +312,9 @@ def provisioning_file_serve(
         context = _edge_context(config_format)
     else:
         config_format = device.model.config_format if device.model_id else _vendor_format(agent.vendor)
-        # A device onboarded without a model, fetched by a client that does not name its vendor:
-        # `<mac>.cfg` gets the Yealink-style file most `.cfg` phones read (`.xml` names no one format).
+        # A device onboarded without a model, fetched by a client whose vendor is not in the catalog
+        # (or not named): `<mac>.cfg` gets the Yealink-style file most `.cfg` phones read (`.xml`
+        # names no one format).
         file = request.files.get(config_format or UNNAMED_PHONE_FORMAT)
         config_format = config_format or UNNAMED_PHONE_FORMAT
         if file is None:  # another vendor's file name
