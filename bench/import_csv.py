@@ -94,9 +94,9 @@ def copy_limit(rows: int, seed: int, tenant_id: int, *, by_mac: bool = False) ->
     from django.db import connection, transaction
     from django.utils import timezone
 
+    from devices.catalog import device_model_catalog
     from devices.imports import _device_insert
     from devices.models import Device
-    from devices.selectors import device_model_catalog
 
     rng = random.Random(seed)
     order = list(range(rows))

@@ -5,6 +5,7 @@ from django import forms
 from django.db.models import Q
 from django.utils import timezone
 
+from devices.catalog import device_model_catalog, device_model_key, vendor_canonical
 from devices.choices import DeviceState
 from devices.models import Device
 from policies.choices import SyncState
@@ -30,7 +31,7 @@ class _OnlineFilter(django_filters.ChoiceFilter):
 class DeviceFilterSet(django_filters.FilterSet):
     state = django_filters.ChoiceFilter(choices=DeviceState.choices)
     q = django_filters.CharFilter(method="filter_q", label="Search")
-    vendor = django_filters.CharFilter(field_name="model__vendor", lookup_expr="iexact")
+    vendor = django_filters.CharFilter(method="filter_vendor")
     model = django_filters.CharFilter(method="filter_model")
     location = django_filters.CharFilter(field_name="location", lookup_expr="icontains")
     online = _OnlineFilter(choices=[("true", "Online"), ("false", "Offline")], method="filter_online")
@@ -60,15 +61,15 @@ class DeviceFilterSet(django_filters.FilterSet):
             match |= Q(search_text__contains=fragment)
         return queryset.filter(match)
 
+    def filter_vendor(self, queryset, name, value):
+        return queryset.filter(model__vendor__iexact=vendor_canonical(value))
+
     def filter_model(self, queryset, name, value):
-        """`T54W`, `Yealink T54W`, or the catalog id."""
+        """`T54W` (every vendor's model of that name), `Yealink T54W`, `Cisco MPP 8841`, or the catalog id."""
         value = value.strip()
         match = Q(model__model__iexact=value)
-        vendor, _, model = value.partition(" ")
-        if model:
-            match |= Q(model__vendor__iexact=vendor, model__model__iexact=model)
-        if value.isdigit():
-            match |= Q(model_id=int(value))
+        if (pk := device_model_catalog().get(device_model_key(value))) is not None:
+            match |= Q(model_id=pk)
         return queryset.filter(match)
 
     def filter_online(self, queryset, name, value):

@@ -25,8 +25,8 @@ from django.db import DatabaseError, IntegrityError, OperationalError, transacti
 from django.db import connection as default_connection
 from django.utils import timezone
 
+from devices.catalog import device_model_catalog, device_model_key
 from devices.models import Device, DeviceModel, ImportRowError
-from devices.selectors import device_model_catalog, device_model_key
 from portal.mac import InvalidMac, normalize_mac
 from portal.models import Tenant
 

@@ -3,6 +3,7 @@ from django.db.models import Count, Max, Q, QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
+from devices.catalog import device_model_catalog, device_model_key
 from devices.choices import DeviceState
 from devices.filtersets import DeviceFilterSet
 from devices.models import Device, DeviceCommand, DeviceModel, ImportJob, ImportRowError
@@ -75,22 +76,6 @@ def device_summary(*, tenant: Tenant) -> dict:
 
 def device_model_list() -> QuerySet:
     return DeviceModel.objects.order_by("vendor", "model")
-
-
-def device_model_key(text: str) -> str:
-    return " ".join(str(text).split()).lower()
-
-
-def device_model_catalog() -> dict[str, int]:
-    """Every way a person may name a catalog model (its id, `T54W`, `Yealink T54W`, in any case and
-    spacing) -> its id, in one query: the one rule for the add form, the API and CSV imports."""
-    catalog: dict[str, int] = {}
-    rows = DeviceModel.objects.order_by("vendor", "model", "id").values_list("id", "vendor", "model")
-    for pk, vendor, model in rows:
-        catalog.setdefault(str(pk), pk)
-        catalog.setdefault(device_model_key(f"{vendor} {model}"), pk)
-        catalog.setdefault(device_model_key(model), pk)
-    return catalog
 
 
 def device_model_lookup(value) -> DeviceModel | None:

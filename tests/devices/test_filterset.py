@@ -90,6 +90,12 @@ def test_the_model_filter_takes_a_catalog_id(phones):
     assert matching({"model": str(device_model("Cisco", "8851").pk)}) == {"Lab 3"}
 
 
+def test_vendors_go_by_the_names_people_use_too(phones):
+    assert matching({"vendor": "Cisco MPP"}) == matching({"vendor": "cisco"}) != set()
+    assert matching({"model": "Cisco MPP 8851"}) == matching({"model": "8851"}) == {"Lab 3"}
+    assert matching({"vendor": "Polycom"}) == matching({"vendor": "Poly"}) == {"HQ / Floor 2"}
+
+
 def test_online_takes_a_boolean_as_clients_send_it(phones):
     online = matching({"online": "true"})
     assert online and online != matching({"online": "false"})

@@ -265,10 +265,10 @@ def test_online_means_a_registration_that_has_not_expired(device_a):
 @pytest.mark.parametrize(
     ("named", "vendor", "model"),
     [("T54W", "Yealink", "T54W"), ("  Yealink   T54W ", "Yealink", "T54W"), ("vvx  450", "Poly", "VVX 450"),
-     ("poly vvx 450", "Poly", "VVX 450")],
+     ("poly vvx 450", "Poly", "VVX 450"), ("Cisco MPP 8851", "Cisco", "8851"), ("Polycom VVX 450", "Poly", "VVX 450")],
 )
 def test_the_add_form_and_csv_imports_name_models_by_the_same_rule(tenant_a, actor, named, vendor, model):
-    from devices.selectors import device_model_catalog, device_model_key
+    from devices.catalog import device_model_catalog, device_model_key
 
     expected = device_model(vendor, model)
     assert device_model_catalog()[device_model_key(named)] == expected.pk  # what a CSV import uses
