@@ -110,6 +110,10 @@ class PairingRequest(models.Model):
             # or expired code is told apart from a wrong one.
             models.Index(fields=["tenant", "digest"], name="pairingrequest_tenant_digest"),
             models.Index(fields=["device", "-created_at"], name="pairingrequest_device_latest"),
+            # The expiry sweep reads only the pending ones, never the history.
+            models.Index(
+                fields=["expires_at"], condition=Q(status=PairingStatus.PENDING), name="pairingrequest_pending_expiry"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -405,6 +405,14 @@ class PairingStart(NamedTuple):
         return max(0, int((self.request.expires_at - timezone.now()).total_seconds()))
 
 
+def pairing_requests_sweep(*, now: datetime | None = None) -> int:
+    """Mark pending requests past their expiry expired: a code entered later is told "expired" either
+    way; the sweep keeps what the pages and the database say true between entries."""
+    return PairingRequest.objects.filter(status=PairingStatus.PENDING, expires_at__lte=now or timezone.now()).update(
+        status=PairingStatus.EXPIRED
+    )
+
+
 def pairing_request_start(*, device: Device, actor: Actor, now: datetime | None = None) -> PairingStart:
     """A new pairing request for an enrolled phone waiting for sign-in: the SIP edge calls this when
     the Sign-in key is pressed, an admin when choosing "Sign in a user". Returns the request, the

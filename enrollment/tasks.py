@@ -7,3 +7,9 @@ from enrollment import services
 def verification_codes_sweep() -> int:
     """Beat: wipe expired verification codes. Idempotent: a second run finds nothing to wipe."""
     return services.verification_codes_sweep()
+
+
+@shared_task(acks_late=True, soft_time_limit=120, time_limit=150)
+def pairing_requests_sweep() -> int:
+    """Beat: mark expired pairing requests expired. Idempotent."""
+    return services.pairing_requests_sweep()

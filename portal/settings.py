@@ -180,6 +180,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     },
     # Wipe expired verification codes (they already stop working at expiry; this removes them).
     "verification-codes-sweep": {"task": "enrollment.tasks.verification_codes_sweep", "schedule": 300.0},
+    # Mark pairing (sign-in) requests past their 15 minutes expired.
+    "pairing-requests-sweep": {"task": "enrollment.tasks.pairing_requests_sweep", "schedule": 300.0},
     # Check-sync every registered, signed-in phone behind its policy version: in sync within the hour.
     "policy-sync": {"task": "policies.tasks.policy_sync_hourly", "schedule": envfloat("POLICY_SYNC_SECONDS", 3600.0)},
     # Enrolled phones nobody signed in to and signed-in phones unseen too long leave the inventory.

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from devices.choices import CommandKind, CommandStatus, DeviceState
 from devices.models import Device, DeviceCommand
-from enrollment import services
+from enrollment import services, tasks
 from enrollment.choices import PairingOutcome, PairingStatus
 from enrollment.models import PairingRequest
 from enrollment.services import device_sign_out, pairing_approve, pairing_request_start
@@ -448,3 +448,26 @@ def test_concurrent_starts_leave_one_pending_request(tenant_a):
     assert PairingRequest.objects.filter(device=device).count() == 4
     (pending,) = PairingRequest.objects.filter(device=device, status=PairingStatus.PENDING)
     assert pending.pk == max(r.request.pk for r in results)
+
+
+# The expiry sweep -----------------------------------------------------------------------------------
+
+
+def test_the_sweep_marks_pending_requests_past_their_15_minutes_expired_and_nothing_else(started, tenant_a, admin_a):
+    lapsed = PairingRequest.objects.get()
+    other = DeviceFactory(tenant=tenant_a, state=DeviceState.WAITING_FOR_SIGN_IN)
+    live = pairing_request_start(device=other, actor=Actor.of_user(admin_a.user)).request
+    later = lapsed.expires_at + timedelta(seconds=1)
+    PairingRequest.objects.filter(pk=live.pk).update(expires_at=later + timedelta(minutes=5))  # still live then
+
+    assert services.pairing_requests_sweep(now=later) == 1
+    assert services.pairing_requests_sweep(now=later) == 0  # idempotent
+    statuses = dict(PairingRequest.objects.values_list("pk", "status"))
+    assert statuses == {lapsed.pk: PairingStatus.EXPIRED, live.pk: PairingStatus.PENDING}
+    # Entered afterwards, the lapsed code says so, as before the sweep.
+    assert approve(admin_a, started.user_code).outcome == PairingOutcome.EXPIRED
+
+
+def test_the_sweep_is_on_the_beat_schedule(settings):
+    entry = settings.CELERY_BEAT_SCHEDULE["pairing-requests-sweep"]
+    assert (entry["task"], entry["schedule"]) == (tasks.pairing_requests_sweep.name, 300.0)
