@@ -18,6 +18,17 @@ def vendor_canonical(name: str) -> str:
     return VENDOR_ALIASES.get(device_model_key(name), name.strip())
 
 
+def vendor_and_model(text: str) -> tuple[str, str] | None:
+    """`Yealink T54W` or `Cisco MPP 8841` as (catalog vendor, model), without reading the catalog;
+    None when `text` is one word."""
+    key = device_model_key(text)
+    for alias, vendor in VENDOR_ALIASES.items():
+        if key.startswith(f"{alias} "):
+            return vendor, key[len(alias) + 1 :]
+    vendor, _, model = key.partition(" ")
+    return (vendor, model) if model else None
+
+
 def device_model_catalog() -> dict[str, int]:
     """Every way a person may name a catalog model (its id, `T54W`, `Yealink T54W`, `Cisco MPP 8841`,
     in any case and spacing) -> its id, in one query: the one rule for the add form, the API and

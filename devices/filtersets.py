@@ -5,7 +5,7 @@ from django import forms
 from django.db.models import Q
 from django.utils import timezone
 
-from devices.catalog import device_model_catalog, device_model_key, vendor_canonical
+from devices.catalog import vendor_and_model, vendor_canonical
 from devices.choices import DeviceState
 from devices.models import Device
 from policies.choices import SyncState
@@ -66,10 +66,12 @@ class DeviceFilterSet(django_filters.FilterSet):
 
     def filter_model(self, queryset, name, value):
         """`T54W` (every vendor's model of that name), `Yealink T54W`, `Cisco MPP 8841`, or the catalog id."""
-        value = value.strip()
+        value = " ".join(value.split())
         match = Q(model__model__iexact=value)
-        if (pk := device_model_catalog().get(device_model_key(value))) is not None:
-            match |= Q(model_id=pk)
+        if named := vendor_and_model(value):
+            match |= Q(model__vendor__iexact=named[0], model__model__iexact=named[1])
+        if value.isdigit():
+            match |= Q(model_id=int(value))
         return queryset.filter(match)
 
     def filter_online(self, queryset, name, value):

@@ -45,6 +45,10 @@ ALIASES = {
 }
 DELIMITERS = (",", ";", "\t")
 STAGED_COLUMNS = "row_no, mac, location, display_name, model_id"  # what RowChecker.check stages
+STAGED_TABLE = (  # their temporary table's columns
+    "row_no integer NOT NULL, mac varchar(17) NOT NULL, location text NOT NULL, display_name text NOT NULL, "
+    "model_id bigint NULL"
+)
 OTHER_ORGANIZATION = " is already onboarded by another organization"
 # Sorts a row's errors that concern the whole row after those of its cells.
 ROW_POSITION = 10_000
@@ -298,9 +302,7 @@ class Staging:
         if big and self.postgres:
             self._tune()
         self._execute(
-            f"CREATE TEMPORARY TABLE {self.rows} (row_no integer NOT NULL, mac varchar(17) NOT NULL, "
-            "location text NOT NULL, display_name text NOT NULL, model_id bigint NULL, "
-            "existing boolean NOT NULL DEFAULT FALSE)"
+            f"CREATE TEMPORARY TABLE {self.rows} ({STAGED_TABLE}, existing boolean NOT NULL DEFAULT FALSE)"
         )
         self._execute(
             f"CREATE TEMPORARY TABLE {self.errors} (row_no integer NULL, position integer NOT NULL, "
@@ -511,10 +513,7 @@ class DeviceWriter:
                 cursor.execute("SET temp_buffers = '256MB'")
             with transaction.atomic(), connection.cursor() as cursor:
                 rows = connection.ops.quote_name(f"import_stream_{self.job_id}")
-                cursor.execute(
-                    f"CREATE TEMPORARY TABLE {rows} (row_no integer NOT NULL, mac varchar(17) NOT NULL, "
-                    "location text NOT NULL, display_name text NOT NULL, model_id bigint NULL) ON COMMIT DROP"
-                )
+                cursor.execute(f"CREATE TEMPORARY TABLE {rows} ({STAGED_TABLE}) ON COMMIT DROP")
                 cursor.execute(f"CREATE INDEX ON {rows} (mac)")  # built while the file is read
                 mac = _column(Device, "mac")
                 any_onboarded = f"SELECT EXISTS (SELECT 1 FROM {_table(Device)} WHERE {mac} = ANY(%s))"

@@ -96,6 +96,11 @@ def test_vendors_go_by_the_names_people_use_too(phones):
     assert matching({"vendor": "Polycom"}) == matching({"vendor": "Poly"}) == {"HQ / Floor 2"}
 
 
+def test_the_model_filter_is_one_query_with_the_list(phones, django_assert_num_queries):
+    with django_assert_num_queries(1):  # no catalog read first: it runs on every filtered inventory page
+        assert matching({"model": " Cisco  MPP 8851 "}) == {"Lab 3"}
+
+
 def test_online_takes_a_boolean_as_clients_send_it(phones):
     online = matching({"online": "true"})
     assert online and online != matching({"online": "false"})
