@@ -311,12 +311,13 @@ def provisioning_file_serve(
         config_format, file = next(iter(request.files.items()))
         context = _edge_context(config_format)
     else:
-        config_format = device.model.config_format if device.model_id else _vendor_format(agent.vendor)
         # A device onboarded without a model, fetched by a client whose vendor is not in the catalog
         # (or not named): `<mac>.cfg` gets the Yealink-style file most `.cfg` phones read (`.xml`
         # names no one format).
-        file = request.files.get(config_format or UNNAMED_PHONE_FORMAT)
-        config_format = config_format or UNNAMED_PHONE_FORMAT
+        config_format = (
+            device.model.config_format if device.model_id else _vendor_format(agent.vendor)
+        ) or UNNAMED_PHONE_FORMAT
+        file = request.files.get(config_format)
         if file is None:  # another vendor's file name
             _miss_record(source or "unknown")
             return None
