@@ -33,3 +33,18 @@ def wait_until(
 
 def _with_details(message: str, details: Callable[[], str] | None) -> str:
     return f"{message}\n{details()}" if details is not None else message
+
+
+def wait_for_lock_waiters(count: int, *, what: str, timeout: float = 10.0) -> None:
+    """Until `count` sessions of the test database wait on a lock (a row this test holds, say)."""
+    from django.db import connection
+
+    def queued() -> bool:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_stat_clear_snapshot()")  # else a transaction sees one frozen view
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            return cursor.fetchone()[0] >= count
+
+    wait_until(queued, what=what, timeout=timeout, interval=0.02)

@@ -11,6 +11,7 @@ from playwright.sync_api import expect
 from devices.models import Device, ImportJob
 from tests.browser.conftest import log_in
 from tests.factories import PASSWORD, DeviceFactory
+from tests.waiting import wait_for_lock_waiters
 from tests.workers import running_worker
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("catalog")]
@@ -24,7 +25,8 @@ BAD = (
 
 
 def settled(read, *, quiet: float = 1.5, timeout: float = 30) -> int:
-    """A positive value that has stopped changing for `quiet` seconds."""
+    """A positive value that has stopped changing for `quiet` seconds (the progress is reported
+    about once a second)."""
     deadline = time.monotonic() + timeout
     value, since = read(), time.monotonic()
     while time.monotonic() < deadline:
@@ -93,6 +95,8 @@ def test_a_5000_row_file_shows_its_progress_bar_moving_until_the_report(page, sc
         page.wait_for_url(re.compile(r"/devices/imports/\d+/$"))
         assert page.url.endswith(f"/devices/imports/{ImportJob.objects.get().pk}/")
         expect(page.locator("#validated")).to_have_attribute("value", "5000", timeout=30_000)
+        # The writer blocks on the held row; only then has its count stopped for good.
+        wait_for_lock_waiters(1, what="the import's writer waiting on the held MAC", timeout=30)
         written = settled(lambda: ImportJob.objects.values_list("written_rows", flat=True).get())
         assert 0 < written <= 2_500  # the ranges below the held MAC, none past it
         expect(page.locator("[data-progress=written]")).to_have_text(f"{written:,}", timeout=30_000)

@@ -230,15 +230,19 @@ def test_a_reader_stopped_while_waiting_leaves_nothing_committed(admin_a):
     writer = DeviceWriter(job_id=5, tenant_id=admin_a.tenant.pk, batch_rows=4)
     writer.write(staged(0, 40))
 
+    in_finish = threading.Event()
+
     def finish_once_stopped(written: int) -> None:
-        deadline = time.monotonic() + 10
+        in_finish.set()
+        deadline = time.monotonic() + 10  # not wait_until: an error raised here would roll back by itself
         while not writer._cancelled and time.monotonic() < deadline:
             time.sleep(0.001)
 
     def time_limit(written: int) -> None:
+        assert in_finish.wait(10)  # stopped while the writer is inside `finish`, its last step before the commit
         raise TimeoutError("soft time limit")
 
     with pytest.raises(TimeoutError):
         writer.commit(expected=40, finish=finish_once_stopped, on_wait=time_limit)
-    assert not writer._thread.is_alive()
+    assert in_finish.is_set() and not writer._thread.is_alive()
     assert not Device.objects.exists()

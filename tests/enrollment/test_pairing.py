@@ -22,7 +22,7 @@ from portal.choices import Role
 from portal.models import AuditEvent
 from portal.services import Actor
 from tests.factories import DeviceFactory, MembershipFactory, device_model, registered
-from tests.waiting import wait_until
+from tests.waiting import wait_for_lock_waiters
 
 SOURCE = "192.0.2.44"
 CODE = re.compile(r"^[BCDFGHJKLMNPQRSTVWXZ]{4}-[BCDFGHJKLMNPQRSTVWXZ]{4}$")
@@ -386,18 +386,6 @@ def _in_threads(calls, *, before_release=None):
     return results
 
 
-def _lock_waiters(count: int, timeout: float = 10) -> None:
-    def queued() -> bool:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_stat_clear_snapshot()")  # else a transaction sees one frozen view
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-            )
-            return cursor.fetchone()[0] >= count
-
-    wait_until(queued, what=f"{count} approvals queued on the device's row lock", timeout=timeout, interval=0.02)
-
-
 @pytest.mark.django_db(transaction=True)
 def test_two_approvals_of_one_code_at_once_sign_in_exactly_one_user(tenant_a):
     """Both approvals find the pending request, then queue on the device's row lock (held here until
@@ -419,7 +407,7 @@ def test_two_approvals_of_one_code_at_once_sign_in_exactly_one_user(tenant_a):
 
         racer = threading.Thread(target=race)
         racer.start()
-        _lock_waiters(2)
+        wait_for_lock_waiters(2, what="2 approvals queued on the device's row lock")
     racer.join(timeout=30)
     assert done.is_set()
     assert sorted(r.outcome for r in results) == [PairingOutcome.PAIRED, PairingOutcome.USED]
