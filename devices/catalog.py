@@ -1,5 +1,6 @@
 """The device catalog as people name it: one rule for the add form, the API, CSV imports and the
-inventory's filters."""
+inventory's filters; and as phones name themselves in their User-Agent, for provisioning and the
+SIP edge alike."""
 
 from devices.models import DeviceModel
 
@@ -44,3 +45,28 @@ def device_model_catalog() -> dict[str, int]:
             catalog.setdefault(device_model_key(f"{name} {model}"), pk)
         catalog.setdefault(device_model_key(model), pk)
     return catalog
+
+
+class AgentFacts:
+    """Model and firmware as a phone's User-Agent says (`gateway.useragent.PhoneAgent`): they refine
+    the device's model within its vendor, never move it to another vendor's phone. Catalog look-ups
+    are kept for the batch: the phones of one onboarding often are all the same model."""
+
+    def __init__(self):
+        self._named: dict[tuple[str, str], DeviceModel | None] = {}
+
+    def of(self, agent, *, vendor: str | None, config_format: str | None) -> dict:
+        """`vendor` and `config_format`: those of the device's model, None when it has none."""
+        if not agent.vendor or (vendor is not None and vendor != agent.vendor):
+            return {}
+        facts = {"firmware": agent.firmware[:64]} if agent.firmware else {}
+        named = self._model(agent.vendor, agent.model) if agent.model else None
+        if named is not None and (vendor is None or named.config_format == config_format):
+            facts["model_id"] = named.pk
+        return facts
+
+    def _model(self, vendor: str, model: str) -> DeviceModel | None:
+        key = (vendor, model.lower())
+        if key not in self._named:
+            self._named[key] = DeviceModel.objects.filter(vendor=vendor, model__iexact=model).first()
+        return self._named[key]

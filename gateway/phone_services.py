@@ -15,12 +15,13 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 
+from devices.catalog import AgentFacts
 from devices.choices import CommandKind, DeviceState
-from devices.models import Device, DeviceModel
+from devices.models import Device
 from devices.services import device_commands_request
 from enrollment.choices import CheckOutcome
 from enrollment.services import device_sign_out, pairing_request_start, verification_code_check
-from gateway.useragent import PhoneAgent, parse_user_agent
+from gateway.useragent import parse_user_agent
 from policies.services import device_wanted_version_raise, devices_policy_sync_if_behind
 from portal.mac import InvalidMac, normalize_mac
 from portal.services import Actor
@@ -45,31 +46,6 @@ def _phone(sip_user: str) -> Device | None:
     if mac is None:
         return None
     return Device.objects.select_related("tenant", "model").filter(mac=mac, tenant__sip_gateway_enabled=True).first()
-
-
-class _AgentFacts:
-    """Model and firmware as a User-Agent says, as provisioning reads them: it refines the device's
-    model within its vendor, never moves it to another vendor's phone. Catalog look-ups are kept
-    for the batch: the phones of one onboarding often are all the same model."""
-
-    def __init__(self):
-        self._named: dict[tuple[str, str], DeviceModel | None] = {}
-
-    def of(self, agent: PhoneAgent, *, vendor: str | None, config_format: str | None) -> dict:
-        """`vendor` and `config_format`: those of the device's model, None when it has none."""
-        if not agent.vendor or (vendor is not None and vendor != agent.vendor):
-            return {}
-        facts = {"firmware": agent.firmware[:64]} if agent.firmware else {}
-        named = self._model(agent.vendor, agent.model) if agent.model else None
-        if named is not None and (vendor is None or named.config_format == config_format):
-            facts["model_id"] = named.pk
-        return facts
-
-    def _model(self, vendor: str, model: str) -> DeviceModel | None:
-        key = (vendor, model.lower())
-        if key not in self._named:
-            self._named[key] = DeviceModel.objects.filter(vendor=vendor, model__iexact=model).first()
-        return self._named[key]
 
 
 @dataclass(frozen=True)
@@ -117,7 +93,7 @@ def registrations_store(*, bindings: Sequence[Binding], now: datetime | None = N
     results: list[Registration | None] = []
     agents: dict[int, tuple[str, dict]] = {}
     behind = set()
-    facts = _AgentFacts()
+    facts = AgentFacts()
     for binding, mac in zip(bindings, macs, strict=True):
         row = rows.get(mac) if mac else None
         if row is None:

@@ -16,6 +16,7 @@ from django.db.models.functions import Greatest
 from django.template import Context, Engine
 from django.utils import timezone
 
+from devices.catalog import AgentFacts
 from devices.choices import ConfigFormat, DeviceState
 from devices.models import Device, DeviceModel
 from gateway.useragent import PhoneAgent, parse_user_agent
@@ -242,26 +243,8 @@ def _vendor_format(vendor: str) -> str | None:
     return DeviceModel.objects.filter(vendor=vendor).values_list("config_format", flat=True).first() if vendor else None
 
 
-def _agent_facts(agent: PhoneAgent, config_format: str) -> dict:
-    """The model and firmware the User-Agent names, trusted only from a phone of the format being
-    served: a User-Agent refines a device's model, never moves it to another vendor's files."""
-    if not agent.vendor:
-        return {}
-    models = dict(
-        DeviceModel.objects.filter(vendor=agent.vendor, config_format=config_format).values_list("model", "pk")
-    )
-    if not models:
-        return {}
-    facts = {"firmware": agent.firmware[:64]} if agent.firmware else {}
-    named = {name.lower(): pk for name, pk in models.items()}.get(agent.model.lower())
-    if named is not None:
-        facts["model_id"] = named
-    return facts
-
-
 def _record(
-    *, device: Device, source: str | None, user_agent: str, agent: PhoneAgent, config_format: str,
-    file_name: str, version: int | None,
+    *, device: Device, source: str | None, user_agent: str, agent: PhoneAgent, file_name: str, version: int | None
 ) -> None:
     """Last provisioned, what the User-Agent says, and the version delivered: one UPDATE, with
     synced_version raised (never lowered) in the database so concurrent fetches cannot race."""
@@ -270,7 +253,8 @@ def _record(
         "last_provisioned_ip": source,
         "last_provisioned_user_agent": user_agent[:255],
     }
-    fields.update(_agent_facts(agent, config_format))
+    vendor, config_format = (device.model.vendor, device.model.config_format) if device.model_id else (None, None)
+    fields.update(AgentFacts().of(agent, vendor=vendor, config_format=config_format))
     if version is not None:
         fields["synced_version"] = Greatest(F("synced_version"), Value(version))
     rows = Device.objects.filter(pk=device.pk)
@@ -325,8 +309,7 @@ def provisioning_file_serve(
     version = context["version"] if file.carries_config else None
     body = config_render(file=file, config_format=config_format, context=context)
     if device is not None:
-        _record(device=device, source=source, user_agent=user_agent, agent=agent, config_format=config_format,
-                file_name=file_name, version=version)
+        _record(device=device, source=source, user_agent=user_agent, agent=agent, file_name=file_name, version=version)
     return ServedFile(body, FORMATS[config_format].content_type)
 
 
