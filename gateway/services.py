@@ -191,7 +191,8 @@ def device_commands_send(*, command_ids: list[int]) -> list[int]:
         else:
             results.append(_Result(target.key, status, outcome.status, reason, True, True))
     record = _record_arrays if _arrays() else _record_orm
-    held = record(results, attempts, claim=claim, now=now)
+    # Finished when the phones have answered (or Timer F ran out), not when the batch started.
+    held = record(results, attempts, claim=claim, now=timezone.now())
     retry = [result.pk for result in results if not result.final and result.pk in held]
     log.info("NOTIFY batch: %d commands, %d retry later", len(commands), len(retry))
     return retry

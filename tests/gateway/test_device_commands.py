@@ -98,14 +98,17 @@ def test_a_phone_that_drops_the_first_notifies_gets_them_again_and_the_command_i
     assert stored.attempts.get().retransmissions >= 1
 
 
-def test_a_silent_phone_is_unreachable_after_timer_f(admin_a, tmp_path):
+def test_a_silent_phone_is_unreachable_after_timer_f(admin_a, tmp_path, settings, storage):
     with Sipp("phone_silent.xml", workdir=tmp_path) as sipp:
         device = phone(admin_a.tenant, sipp)
         command = restart(admin_a, device)
+        started = timezone.now()
         device_commands_send(command_ids=[command["id"]])
     stored = DeviceCommand.objects.get(pk=command["id"])
     assert stored.status == CommandStatus.UNREACHABLE
     assert stored.reason == "no response (timed out)"
+    # Finished when Timer F ran out, not when the send started.
+    assert stored.finished_at - started >= timedelta(seconds=64 * settings.SIP_T1)
 
 
 def test_a_device_without_a_registration_is_unreachable_at_once(admin_a):
