@@ -90,25 +90,62 @@ def _issue_once(*, tenant: Tenant, actor: Actor, devices: QuerySet) -> list[Issu
             codes.append(code)
             ciphertexts.append(code_encrypt(code))
             digests.append(digest)
-        now = timezone.now()
-        expires_at = now + CODE_LIFETIME
-        # One statement for any number of devices; replacing the row revokes the previous code.
+    now = timezone.now()
+    expires_at = now + CODE_LIFETIME
+    write = _codes_write_arrays if connection.vendor == "postgresql" else _codes_write_orm
+    write(
+        tenant=tenant, actor=actor, ids=ids, ciphertexts=ciphertexts, digests=digests, at=now, expires_at=expires_at
+    )
+    return [
+        IssuedCode(device_id=pk, mac=mac, code=code, expires_at=expires_at)
+        for (pk, mac), code in zip(targets, codes, strict=True)
+    ]
+
+
+def _codes_write_arrays(
+    *, tenant: Tenant, actor: Actor, ids: list[int], ciphertexts: list[str], digests: list[bytes], at: datetime,
+    expires_at: datetime,
+) -> None:
+    """One statement for any number of devices; replacing the row revokes the previous code."""
+    with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            INSERT INTO {table} (tenant_id, device_id, ciphertext, digest, issued_at, expires_at, used_at)
+            INSERT INTO {VerificationCode._meta.db_table}
+                (tenant_id, device_id, ciphertext, digest, issued_at, expires_at, used_at)
             SELECT %s, u.device_id, u.ciphertext, u.digest, %s, %s, NULL
             FROM unnest(%s::bigint[], %s::text[], %s::bytea[]) AS u(device_id, ciphertext, digest)
             ON CONFLICT (device_id) DO UPDATE SET
                 ciphertext = EXCLUDED.ciphertext, digest = EXCLUDED.digest,
                 issued_at = EXCLUDED.issued_at, expires_at = EXCLUDED.expires_at, used_at = NULL
             """,  # noqa: S608 - table name from the model
-            [tenant.pk, now, expires_at, ids, ciphertexts, digests],
+            [tenant.pk, at, expires_at, ids, ciphertexts, digests],
         )
-        _audit_issue(cursor, tenant=tenant, actor=actor, ids=ids, at=now, expires_at=expires_at)
-    return [
-        IssuedCode(device_id=pk, mac=mac, code=code, expires_at=expires_at)
-        for (pk, mac), code in zip(targets, codes, strict=True)
-    ]
+        _audit_issue(cursor, tenant=tenant, actor=actor, ids=ids, at=at, expires_at=expires_at)
+
+
+def _codes_write_orm(
+    *, tenant: Tenant, actor: Actor, ids: list[int], ciphertexts: list[str], digests: list[bytes], at: datetime,
+    expires_at: datetime,
+) -> None:
+    """The same for SQLite (`make run`), which has no arrays, through the ORM."""
+    VerificationCode.objects.bulk_create(
+        [
+            VerificationCode(
+                tenant=tenant, device_id=pk, ciphertext=ciphertext, digest=digest, issued_at=at,
+                expires_at=expires_at, used_at=None,
+            )
+            for pk, ciphertext, digest in zip(ids, ciphertexts, digests, strict=True)
+        ],
+        update_conflicts=True,
+        unique_fields=["device"],
+        update_fields=["ciphertext", "digest", "issued_at", "expires_at", "used_at"],
+        batch_size=500,
+    )
+    audit_record_many(
+        tenant=tenant, actor=actor, action="verification_code.issue",
+        objects=Device.objects.filter(pk__in=ids).only("pk", "mac", "display_name"),
+        details={"expires_at": expires_at.isoformat()},
+    )
 
 
 def _audit_issue(cursor, *, tenant: Tenant, actor: Actor, ids: list[int], at: datetime, expires_at: datetime) -> None:

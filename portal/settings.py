@@ -84,6 +84,16 @@ DATABASES = {
         conn_max_age=envint("DATABASE_CONN_MAX_AGE", 60),
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # `make run` has four processes writing to one file: WAL lets readers go on while one writes,
+    # IMMEDIATE takes the write lock when a transaction starts (a transaction that read first and
+    # then found another writer would fail at once with "database is locked", whatever the timeout),
+    # and the timeout is how long a writer waits its turn.
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # SQLite (`make run`) ignores an index's INCLUDE columns, which only let PostgreSQL answer from the
 # index alone (devices.Device's device_tenant_state_listed); the index works the same without them.

@@ -114,3 +114,63 @@ def test_a_worker_receives_a_task_through_the_filesystem_broker(embedded):
         )
     finally:
         stop(worker)
+
+
+@pytest.fixture(scope="module")
+def demo(embedded):
+    """The demo tenant `make run` seeds."""
+    env, _ = embedded
+    result = subprocess.run(
+        [sys.executable, "manage.py", "seed_demo"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    return env
+
+
+def django_shell(env, code: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "manage.py", "shell", "--verbosity=0", "-c", code],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+ISSUE_CODES = """
+from enrollment.services import verification_codes_issue
+from portal.models import Tenant
+from portal.services import Actor
+tenant = Tenant.objects.get(name="Contoso (demo)")
+for _ in range({rounds}):
+    print(len(verification_codes_issue(tenant=tenant, actor=Actor.system("smoke"), state="waiting_on_activation")))
+"""
+
+def test_verification_codes_are_issued_regenerated_and_checked_on_sqlite(demo):
+    code = """
+from devices.models import Device
+from enrollment.services import verification_code_check, verification_code_issue, verification_codes_issue
+from portal.models import AuditEvent, Tenant
+from portal.services import Actor
+tenant = Tenant.objects.get(name="Contoso (demo)")
+actor = Actor.system("smoke")
+issued = verification_codes_issue(tenant=tenant, actor=actor, state="waiting_on_activation")
+waiting = Device.objects.filter(tenant=tenant, state="waiting_on_activation").count()
+device = Device.objects.get(pk=issued[0].device_id)
+again = verification_code_issue(device=device, actor=actor)
+audited = AuditEvent.objects.filter(tenant=tenant, action="verification_code.issue").count()
+print(len(issued) == waiting > 0, audited == waiting + 1)
+print(verification_code_check(mac_or_device=device.mac, code=issued[0].code, source="192.0.2.1").outcome)
+print(verification_code_check(mac_or_device=device.mac, code=again.code, source="192.0.2.1").outcome)
+"""
+    shell = django_shell(demo, code)
+    out, err = shell.communicate(timeout=120)
+    assert shell.returncode == 0, err
+    assert out.split() == ["True", "True", "wrong", "enrolled"]
+
+
+def test_processes_writing_at_once_wait_their_turn_on_sqlite(demo):
+    """`make run` runs web, two worker processes, beat and the SIP edge on one SQLite file: a
+    transaction that reads and then writes must wait for another writer, not fail."""
+    shells = [django_shell(demo, ISSUE_CODES.format(rounds=5)) for _ in range(4)]
+    for shell in shells:
+        out, err = shell.communicate(timeout=180)
+        assert shell.returncode == 0, err[-3000:]
+        assert len(out.split()) == 5
