@@ -665,7 +665,8 @@ def _device_insert(*, tenant_id: int, now, connection) -> tuple[list[str], list[
         if field.name == "tenant":
             value = tenant_id
         elif getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
-            value = now
+            # As the ORM stores it (SQLite keeps text: an aware value would sort apart from the rest).
+            value = field.get_db_prep_save(now, connection)
         else:
             value = field.get_db_prep_save(field.get_default(), connection)
         expressions.append("%s")

@@ -174,3 +174,34 @@ def test_processes_writing_at_once_wait_their_turn_on_sqlite(demo):
         out, err = shell.communicate(timeout=180)
         assert shell.returncode == 0, err[-3000:]
         assert len(out.split()) == 5
+
+
+def test_imported_devices_page_in_order_with_the_others_on_sqlite(demo):
+    """Devices written by an import and by the ORM share one timestamp format, so keyset pages
+    over creation time see each device once."""
+    code = """
+from devices.selectors import device_list, sort_ordering
+from devices.services import device_onboard, devices_import_csv
+from portal.models import Tenant
+from portal.pagination import keyset_page
+from portal.services import Actor
+tenant = Tenant.objects.get(name="Contoso (demo)")
+actor = Actor.system("smoke")
+rows = "".join(f"02-5E-00-00-00-{n:02X},Smoke\\n" for n in range(5))
+job = devices_import_csv(tenant=tenant, actor=actor, file_name="smoke.csv", data=("MAC id,Location\\n" + rows).encode())
+for n in range(3):
+    device_onboard(tenant=tenant, actor=actor, mac=f"02-5E-00-00-01-{n:02X}", location="Smoke")
+total = device_list(tenant=tenant).count()
+for sort in ("created", "-created"):
+    seen, cursor = [], None
+    while len(seen) <= total:
+        page = keyset_page(device_list(tenant=tenant), ordering=sort_ordering(sort), cursor=cursor, page_size=7)
+        seen += [device.pk for device in page.items]
+        if not (cursor := page.next_cursor):
+            break
+    print(job.status, job.created_count, sort, len(seen) == len(set(seen)) == total)
+"""
+    shell = django_shell(demo, code)
+    out, err = shell.communicate(timeout=120)
+    assert shell.returncode == 0, err
+    assert out.splitlines() == ["done 5 created True", "done 5 -created True"]
