@@ -560,7 +560,9 @@ def _policy_sync_insert(*, device_ids: list[int], now: datetime) -> list[tuple[i
         return []
     command, device, model = DeviceCommand._meta, Device._meta, DeviceModel._meta
     col = {f.name: f.column for f in command.concrete_fields}
-    pending = ", ".join(["%s"] * len(PENDING_COMMAND_STATUSES))
+    now = connection.ops.adapt_datetimefield_value(now)  # as the ORM writes and compares it (SQLite: text)
+    # Spelled out, not parameters: SQLite matches ON CONFLICT to the partial index by its text.
+    pending = ", ".join(f"'{status}'" for status in PENDING_COMMAND_STATUSES)
     sql = f"""
         INSERT INTO {command.db_table} ({col["tenant"]}, {col["device"]}, {col["kind"]}, {col["status"]},
             {col["event"]}, {col["reason"]}, {col["attempt_count"]}, {col["requested_by_label"]},
@@ -583,7 +585,6 @@ def _policy_sync_insert(*, device_ids: list[int], now: datetime) -> list[tuple[i
         *device_ids,
         DeviceState.SIGNED_IN,
         now,
-        *PENDING_COMMAND_STATUSES,
     ]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

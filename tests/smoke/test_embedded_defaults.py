@@ -205,3 +205,19 @@ for sort in ("created", "-created"):
     out, err = shell.communicate(timeout=120)
     assert shell.returncode == 0, err
     assert out.splitlines() == ["done 5 created True", "done 5 -created True"]
+
+
+def test_the_hourly_policy_sync_stores_times_as_the_orm_does_on_sqlite(demo):
+    code = """
+from django.db import connection
+from devices.models import DeviceCommand
+from policies.services import policy_sync_fan_out
+queued = policy_sync_fan_out()
+with connection.cursor() as cursor:
+    cursor.execute("SELECT COUNT(*) FROM devices_devicecommand WHERE created_at LIKE '%+%' OR updated_at LIKE '%+%'")
+    print(queued > 0, queued == DeviceCommand.objects.filter(kind="policy_sync").count(), cursor.fetchone()[0])
+"""
+    shell = django_shell(demo, code)
+    out, err = shell.communicate(timeout=120)
+    assert shell.returncode == 0, err
+    assert out.split() == ["True", "True", "0"]
