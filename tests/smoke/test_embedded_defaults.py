@@ -221,3 +221,21 @@ with connection.cursor() as cursor:
     out, err = shell.communicate(timeout=120)
     assert shell.returncode == 0, err
     assert out.split() == ["True", "True", "0"]
+
+
+def test_every_beat_task_runs_on_sqlite(demo):
+    """What `make run`'s beat sends, run in the worker's way (the task's own code, in-process)."""
+    code = """
+from django.conf import settings
+from portal.celery import app
+app.loader.import_default_modules()  # the tasks modules, as a worker imports them
+for entry in settings.CELERY_BEAT_SCHEDULE.values():
+    app.tasks[entry["task"]].apply(throw=True)
+    print("ran", entry["task"])
+"""
+    shell = django_shell(demo, code)
+    out, err = shell.communicate(timeout=300)
+    assert shell.returncode == 0, err[-3000:]
+    from django.conf import settings
+
+    assert out.split().count("ran") == len(settings.CELERY_BEAT_SCHEDULE)
