@@ -43,6 +43,11 @@ MAX_EXPIRES = 3600
 DEFAULT_EXPIRES = 3600  # when the phone names none
 ENROLL_PREFIX = "*55*"
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER"
+# Methods SIP defines (RFC 3261 and its extensions): one of these we do not serve is 405, any
+# other method is one we do not know, 501 (§21.5.2).
+SIP_METHODS = frozenset(
+    "INVITE ACK BYE CANCEL OPTIONS REGISTER PRACK SUBSCRIBE NOTIFY PUBLISH INFO REFER MESSAGE UPDATE".split()
+)
 _MAC_USER = re.compile(r"[0-9A-Fa-f]{12}")
 
 
@@ -140,11 +145,20 @@ class SipEdge:
 
     async def handle(self, incoming: IncomingRequest) -> None:
         method = incoming.request.method
+        if method == "BYE":
+            # Requests within a dialog never get here (the transport answers them): this BYE
+            # names a call that does not exist (§15.1.2).
+            incoming.respond(481)
+            return
+        if method not in ("REGISTER", "INVITE", "OPTIONS"):
+            incoming.respond(405 if method in SIP_METHODS else 501, headers=[("Allow", ALLOW)])
+            return
+        if required := [tag for value in incoming.request.headers.get_all("Require") for tag in split_values(value)]:
+            # §8.2.2.3: we support no extension, so a request that requires one is refused naming them.
+            incoming.respond(420, headers=[("Unsupported", ", ".join(required))])
+            return
         if method == "OPTIONS":  # phones' keepalives and monitoring
             incoming.respond(200, headers=[("Allow", ALLOW), ("Accept", "application/sdp")])
-            return
-        if method not in ("REGISTER", "INVITE"):
-            incoming.respond(405, headers=[("Allow", ALLOW)])
             return
         if self.stopping or self._pending >= self.max_pending:
             # §21.5.4: come back later (a phone then tries again, or another edge).

@@ -338,16 +338,16 @@ def test_a_registration_shorter_than_a_minute_is_too_brief(edge, tenant_a):
     assert b"\r\nMin-Expires: 60\r\n" in answer
 
 
-def options_bytes(port: int, method: str = "OPTIONS") -> bytes:
+def options_bytes(port: int, method: str = "OPTIONS", extra: str = "") -> bytes:
     return crlf(
         f"""{method} sip:127.0.0.1 SIP/2.0
-Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK{method.lower()};rport
+Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK{method.lower()}{len(extra)};rport
 Max-Forwards: 70
 From: <sip:monitor@127.0.0.1>;tag=m1
 To: <sip:127.0.0.1>
-Call-ID: {method.lower()}-1
+Call-ID: {method.lower()}-{len(extra)}
 CSeq: 1 {method}
-Content-Length: 0
+{extra}Content-Length: 0
 
 """
     )
@@ -361,6 +361,25 @@ def test_keepalive_options_are_answered_and_methods_we_do_not_serve_get_405(edge
     assert options.startswith(b"SIP/2.0 200 OK")
     assert subscribe.startswith(b"SIP/2.0 405 Method Not Allowed")
     assert b"\r\nAllow: INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER\r\n" in subscribe
+
+
+def test_a_method_sip_does_not_define_is_not_implemented_and_a_bye_outside_a_call_names_no_call(edge):
+    client = Socket()
+    unknown = client.ask(options_bytes(client.port, "FOO"), edge.address)
+    bye = client.ask(options_bytes(client.port, "BYE"), edge.address)
+    client.close()
+    assert unknown.startswith(b"SIP/2.0 501 Not Implemented")  # RFC 3261 §21.5.2
+    assert bye.startswith(b"SIP/2.0 481 Call/Transaction Does Not Exist")  # §15.1.2
+
+
+def test_a_request_that_requires_an_extension_is_refused_naming_it(edge, tenant_a):
+    client = Socket()
+    options = client.ask(options_bytes(client.port, extra="Require: foo-bar, 100rel\n"), edge.address)
+    plain = client.ask(options_bytes(client.port, extra="Supported: replaces\n"), edge.address)
+    client.close()
+    assert options.startswith(b"SIP/2.0 420 Bad Extension")  # §8.2.2.3
+    assert b"\r\nUnsupported: foo-bar, 100rel\r\n" in options
+    assert plain.startswith(b"SIP/2.0 200 OK")
 
 
 def test_an_edge_with_too_much_on_its_hands_asks_phones_to_come_back_later(tenant_a):
