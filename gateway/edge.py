@@ -46,7 +46,10 @@ ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER"
 # Methods SIP defines (RFC 3261 and its extensions): one of these we do not serve is 405, any
 # other method is one we do not know, 501 (§21.5.2).
 SIP_METHODS = frozenset(
-    "INVITE ACK BYE CANCEL OPTIONS REGISTER PRACK SUBSCRIBE NOTIFY PUBLISH INFO REFER MESSAGE UPDATE".split()
+    {
+        "INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER",
+        "PRACK", "SUBSCRIBE", "NOTIFY", "PUBLISH", "INFO", "REFER", "MESSAGE", "UPDATE",
+    }
 )
 _MAC_USER = re.compile(r"[0-9A-Fa-f]{12}")
 
