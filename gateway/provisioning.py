@@ -81,8 +81,9 @@ UNNAMED_PHONE_FORMAT = ConfigFormat.YEALINK
 _COMMON_FILES = {
     "000000000000.cfg": (ConfigFormat.POLY, File("provisioning/poly_master.xml", carries_config=False)),
 }
-# Yealink's common file: y000000000000.cfg, or the model-specific y0000000000NN.cfg.
-_YEALINK_COMMON = re.compile(r"^y0{10}[0-9]{2}\.cfg$")
+# Yealink's common file: y000000000000.cfg, or the model-specific one, y + 12 digits ending in the
+# hardware id (y000000000028.cfg for a T46S, y000000000108.cfg for a T46U).
+_YEALINK_COMMON = re.compile(r"^y0{9}[0-9]{3}\.cfg$")
 YEALINK_COMMON_FILE = File("provisioning/yealink_common.cfg", carries_config=False)
 # Cisco MPP's profile rule `$PSN.xml` (CP-8841-3PCC.xml...): the MAC comes in `?mac=` or the User-Agent.
 _CISCO_PROFILE = re.compile(r"^[\w$.\-]{1,64}\.xml$")

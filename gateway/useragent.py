@@ -28,8 +28,10 @@ _PATTERNS = [
         "Cisco",
         re.compile(rf"^Cisco-(?:CP-?)?(?P<model>[A-Za-z0-9]+)(?:-3PCC|-MPP)?/(?P<fw>[0-9][\w.\-]*)(?:\s*\({_MAC}\))?"),
     ),
-    # Mozilla/4.0 (compatible; snomD735-SIP 10.1.73.16)
-    ("Snom", re.compile(rf"snom(?P<model>[A-Za-z0-9]+)-SIP\s+(?P<fw>[0-9][\w.]*)(?:\s+{_MAC})?")),
+    # snomD735/10.1.73.16 (SIP), Mozilla/4.0 (compatible; snomD735-SIP 10.1.73.16) (HTTP)
+    ("Snom", re.compile(rf"snom(?P<model>[A-Za-z0-9]+)(?:-SIP\s+|/)(?P<fw>[0-9][\w.]*)(?:\s+{_MAC})?")),
+    # Gigaset N870 IP PRO/2.48.0
+    ("Gigaset", re.compile(r"^Gigaset\s+(?P<model>[A-Za-z0-9][A-Za-z0-9 ]*?)\s*/(?P<fw>[0-9][\w.+\-]*)")),
     # AUDC-IPPhone/3.4.4.1000 (C450HD-Rev0; 00908F123456)
     (
         "AudioCodes",

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from devices.choices import DeviceState
@@ -155,7 +156,7 @@ def test_the_edge_transport_is_spelled_the_vendors_way(client, tenant_a, setting
 
 
 def test_yealinks_common_file_is_served_to_any_phone_of_the_tenant(client, tenant_a):
-    for name in ("y000000000000.cfg", "y000000000096.cfg"):
+    for name in ("y000000000000.cfg", "y000000000096.cfg", "y000000000108.cfg"):
         response = fetch(client, tenant_a.provisioning_key, name, user_agent="Yealink SIP-T54W 96.86.0.70")
         assert response.status_code == 200
         assert response["Content-Type"] == TEXT
@@ -499,3 +500,13 @@ def test_regenerating_takes_a_post(client, admin_a):
     old_key = admin_a.tenant.provisioning_key
     assert login(client, admin_a).get("/setup/provisioning-key/").status_code == 405
     assert Tenant.objects.get(pk=admin_a.tenant.pk).provisioning_key == old_key
+
+
+def test_a_log_a_phone_puts_next_to_its_files_is_refused_as_a_method_not_a_forgery(tenant_a):
+    """Poly phones PUT <mac>-app.log to their provisioning server: a plain 405, not a CSRF 403."""
+    phone = Client(enforce_csrf_checks=True)
+    response = phone.put(
+        f"/provision/{tenant_a.provisioning_key}/0004f2123456-app.log", b"log lines", content_type="text/plain"
+    )
+    assert response.status_code == 405
+    assert response["Allow"] == "GET"

@@ -16,6 +16,9 @@ from gateway.useragent import PhoneAgent, parse_user_agent
         ("Cisco-CP8841-3PCC/11.3.6 (00562b0d1234)", PhoneAgent("Cisco", "8841", "11.3.6", "00562b0d1234")),
         ("Cisco-ATA191-MPP/11.2.1 (00562B0D1234)", PhoneAgent("Cisco", "ATA191", "11.2.1", "00562b0d1234")),
         ("Mozilla/4.0 (compatible; snomD735-SIP 10.1.73.16)", PhoneAgent("Snom", "D735", "10.1.73.16")),
+        ("snomD735/10.1.73.16", PhoneAgent("Snom", "D735", "10.1.73.16")),
+        ("Gigaset N870 IP PRO/2.48.0", PhoneAgent("Gigaset", "N870 IP PRO", "2.48.0")),
+        ("Gigaset Maxwell 3/2.24.0", PhoneAgent("Gigaset", "Maxwell 3", "2.24.0")),
         (
             "AUDC-IPPhone/3.4.4.1000 (C450HD-Rev0; 00908F123456)",
             PhoneAgent("AudioCodes", "C450HD", "3.4.4.1000", "00908f123456"),
