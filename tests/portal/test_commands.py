@@ -7,6 +7,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
+from devices.choices import DeviceState
 from devices.models import Device
 from portal.choices import Role
 from portal.management.commands.seed_demo import DEMO_TENANT
@@ -86,10 +87,17 @@ def test_seed_demo_creates_the_demo_tenant_once(db):
     assert "admin@contoso.example" in first and "tech@contoso.example" in first and "user@contoso.example" in first
     tenant = Tenant.objects.get(name=DEMO_TENANT)
     roles = dict(Membership.objects.filter(tenant=tenant).values_list("user__username", "role"))
-    assert roles == {"admin@contoso.example": Role.ADMIN, "tech@contoso.example": Role.TECHNICIAN,
-                     "user@contoso.example": Role.USER}
+    assert roles.pop("admin@contoso.example") == Role.ADMIN
+    assert roles.pop("tech@contoso.example") == Role.TECHNICIAN
+    assert roles.pop("user@contoso.example") == Role.USER
+    assert set(roles.values()) == {Role.USER}  # colleagues, who cannot sign in
+    assert not User.objects.filter(username__in=roles).exclude(password__startswith="!").exists()
     devices = Device.objects.filter(tenant=tenant)
     assert devices.count() == 40
+    # Signed in means signed in by somebody (DESIGN.md, flow 5).
+    signed_in = devices.filter(state=DeviceState.SIGNED_IN)
+    assert signed_in.exists() and not signed_in.filter(signed_in_user=None).exists()
+    assert not devices.exclude(state=DeviceState.SIGNED_IN).exclude(signed_in_user=None).exists()
     assert devices.values("state").distinct().count() == 3
     assert devices.exclude(model=None).values("model__vendor").distinct().count() >= 3
     assert User.objects.get(username="admin@contoso.example").check_password("demo-password-1")
@@ -97,4 +105,4 @@ def test_seed_demo_creates_the_demo_tenant_once(db):
     second = run("seed_demo", "--devices", "40")
     assert "exists already" in second
     assert Tenant.objects.filter(name=DEMO_TENANT).count() == 1
-    assert Device.objects.count() == 40 and User.objects.count() == 3
+    assert Device.objects.count() == 40 and User.objects.count() == 3 + len(roles)

@@ -24,6 +24,11 @@ LOCATIONS = [
     "Kitchen",
     "Remote office",
 ]
+# The end user's colleagues, signed in on the other phones; they have no password (no sign-in).
+COLLEAGUES = [
+    ("Adele", "Vance"), ("Alex", "Wilber"), ("Diego", "Siciliani"), ("Grady", "Archie"), ("Isaiah", "Langer"),
+    ("Johanna", "Lorenz"), ("Lee", "Gu"), ("Lidia", "Holloway"), ("Nestor", "Wilke"),
+]
 
 
 class Command(BaseCommand):
@@ -60,7 +65,14 @@ class Command(BaseCommand):
                 last_name="Bowen",
                 phone_number="+1 425 555 0100",
             )
-            self._devices(tenant, end_user, options["devices"])
+            colleagues = [
+                user_create(
+                    tenant=tenant, email=f"{first}.{last}@contoso.example".lower(), role=Role.USER,
+                    first_name=first, last_name=last,
+                )
+                for first, last in COLLEAGUES
+            ]
+            self._devices(tenant, [end_user, *colleagues], options["devices"])
             self.stdout.write(self.style.SUCCESS(f"Created {DEMO_TENANT} with {options['devices']} devices."))
             self.stdout.write(f"API token of the admin: {result['admin_token']}")
         else:
@@ -69,7 +81,8 @@ class Command(BaseCommand):
         for role, email in logins.items():
             self.stdout.write(f"  {role:<11} {email}  /  {password}")
 
-    def _devices(self, tenant: Tenant, end_user: User, count: int) -> None:
+    def _devices(self, tenant: Tenant, users: list[User], count: int) -> None:
+        """Every signed-in phone has its user: the end user has every tenth, colleagues the rest."""
         rng = random.Random(42)
         catalog = list(DeviceModel.objects.all())
         now = timezone.now()
@@ -93,7 +106,7 @@ class Command(BaseCommand):
                     location=rng.choice(LOCATIONS),
                     state=state,
                     firmware=model.min_firmware if state != DeviceState.WAITING_ON_ACTIVATION else "",
-                    signed_in_user=end_user if signed_in and len(devices) % 10 == 0 else None,
+                    signed_in_user=users[len(devices) % len(users)] if signed_in else None,
                     phone_number=f"+1 425 555 {1000 + len(devices):04d}" if signed_in else "",
                     contact_uri=f"sip:{mac.replace('-', '').lower()}@127.0.0.1:{20000 + len(devices)}"
                     if online
