@@ -30,7 +30,9 @@ run: $(VENV)/.installed
 	$(BIN)/python manage.py seed_demo
 	@echo "Starting web (http://localhost:8000), Celery worker, Celery beat and the SIP edge; Ctrl-C stops them all."
 	@export DEBUG=$${DEBUG:-1}; trap 'kill 0' INT TERM EXIT; \
-	$(BIN)/celery -A portal worker --loglevel=INFO --concurrency=2 & \
+	$(BIN)/celery -A portal worker --loglevel=INFO --concurrency=2 --queues=celery -n default@%h & \
+	$(BIN)/celery -A portal worker --loglevel=INFO --pool=threads --concurrency=8 --queues=celery.commands \
+		-n commands@%h & \
 	$(BIN)/celery -A portal beat --loglevel=INFO & \
 	$(BIN)/python manage.py run_sip_edge & \
 	$(BIN)/python manage.py runserver 0.0.0.0:8000

@@ -33,7 +33,7 @@ from devices.imports import (
 )
 from devices.models import Device, DeviceCommand, ImportFile, ImportJob, ImportRowError
 from devices.selectors import device_model_lookup
-from gateway.tasks import COMMAND_BATCH, device_commands_send
+from gateway.tasks import device_commands_enqueue
 from portal.mac import InvalidMac, normalize_mac
 from portal.models import AuditEvent, Tenant
 from portal.services import Actor, audit_record, audit_record_many
@@ -252,10 +252,7 @@ def _device_commands_create(*, tenant: Tenant, actor: Actor, kind: str, ids) -> 
     audit_record_many(
         tenant=tenant, actor=actor, action=f"device.{kind}", objects=[d for d in devices if d.pk not in pending]
     )
-    queued = [command.pk for command in new if command.status == CommandStatus.QUEUED]
-    if queued:
-        for start in range(0, len(queued), COMMAND_BATCH):
-            device_commands_send.delay_on_commit(queued[start : start + COMMAND_BATCH])
+    device_commands_enqueue([command.pk for command in new if command.status == CommandStatus.QUEUED], kind=kind)
     return [by_device[device.pk] for device in devices]
 
 

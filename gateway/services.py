@@ -283,14 +283,19 @@ def _arrays() -> bool:
     return connection.vendor == "postgresql"
 
 
-def device_commands_resume(*, older_than_seconds: int | None = None) -> list[int]:
-    """Ids of commands stuck queued or held by a dead worker, for the sweeper to enqueue again."""
+def device_commands_resume(*, older_than_seconds: int | None = None) -> dict[str, list[int]]:
+    """Ids of commands stuck queued or held by a dead worker, by kind, for the sweeper to enqueue
+    again (each kind in its own lane)."""
     age = older_than_seconds if older_than_seconds is not None else settings.DEVICE_COMMAND_LEASE_SECONDS
     stale = timezone.now() - timedelta(seconds=age)
-    return list(
+    stuck: dict[str, list[int]] = {}
+    rows = (
         DeviceCommand.objects.filter(
             Q(status=CommandStatus.QUEUED, updated_at__lt=stale) | Q(status=CommandStatus.SENDING, claimed_at__lt=stale)
         )
         .order_by("id")
-        .values_list("pk", flat=True)[:50_000]
+        .values_list("kind", "pk")[:50_000]
     )
+    for kind, pk in rows:
+        stuck.setdefault(kind, []).append(pk)
+    return stuck

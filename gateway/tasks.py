@@ -1,11 +1,22 @@
 import random
+from collections.abc import Sequence
 
 from celery import shared_task
+from django.conf import settings
 
+from devices.choices import CommandKind
 from gateway import services
 
 # Commands per send task: statuses are recorded per batch, so a batch is what the UI sees move.
 COMMAND_BATCH = 100
+
+
+def device_commands_enqueue(command_ids: Sequence[int], *, kind: str, batch: int = COMMAND_BATCH) -> None:
+    """Queue the sends once the caller's transaction commits, `batch` commands a task: policy syncs
+    in the default lane, everything people ask for in the commands lane (settings.COMMANDS_QUEUE)."""
+    queue = settings.CELERY_TASK_DEFAULT_QUEUE if kind == CommandKind.POLICY_SYNC else settings.COMMANDS_QUEUE
+    for start in range(0, len(command_ids), batch):
+        device_commands_send.apply_async_on_commit(args=[list(command_ids[start : start + batch])], queue=queue)
 
 
 def backoff(retries: int) -> float:
@@ -24,7 +35,7 @@ def device_commands_send(self, command_ids: list[int]) -> None:
 @shared_task(acks_late=True, soft_time_limit=120, time_limit=150)
 def device_commands_resume() -> int:
     """Beat: enqueue again what a dead worker left behind or what was never picked up."""
-    ids = services.device_commands_resume()
-    for start in range(0, len(ids), COMMAND_BATCH):
-        device_commands_send.delay(ids[start : start + COMMAND_BATCH])
-    return len(ids)
+    stuck = services.device_commands_resume()
+    for kind, ids in stuck.items():
+        device_commands_enqueue(ids, kind=kind)
+    return sum(map(len, stuck.values()))

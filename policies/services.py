@@ -19,7 +19,7 @@ from django.utils import timezone
 from devices.choices import PENDING_COMMAND_STATUSES, CommandKind, CommandStatus, DeviceState
 from devices.models import Device, DeviceCommand, DeviceModel
 from devices.services import DEFAULT_EVENTS, device_commands_request
-from gateway.tasks import device_commands_send
+from gateway.tasks import device_commands_enqueue
 from policies.choices import PolicyKind
 from policies.models import Policy, PolicyAssignment
 from policies.schema import E164, settings_clean, settings_default
@@ -535,9 +535,9 @@ def policy_sync_fan_out(*, now: datetime | None = None) -> int:
             queued = _policy_sync_insert(device_ids=ids[start : start + chunk], now=now)
             for _, tenant_id in queued:
                 per_tenant[tenant_id] = per_tenant.get(tenant_id, 0) + 1
-            command_ids = [pk for pk, _ in queued]
-            for offset in range(0, len(command_ids), settings.POLICY_SYNC_BATCH):
-                device_commands_send.delay_on_commit(command_ids[offset : offset + settings.POLICY_SYNC_BATCH])
+            device_commands_enqueue(
+                [pk for pk, _ in queued], kind=CommandKind.POLICY_SYNC, batch=settings.POLICY_SYNC_BATCH
+            )
     AuditEvent.objects.bulk_create(
         [
             AuditEvent(

@@ -4,6 +4,7 @@
 from pathlib import Path
 
 import dj_database_url
+from kombu import Exchange, Queue
 
 from portal.env import envbool, envfloat, envint, envlist, envstr
 
@@ -175,6 +176,14 @@ else:
 CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", False)
 # Test runs side by side on one Redis each use a queue of their own (make test sets it).
 CELERY_TASK_DEFAULT_QUEUE = envstr("CELERY_TASK_DEFAULT_QUEUE", "celery")
+# What people ask of phones (restart, resync, the check-sync after enrollment, sign-in or sign-out)
+# has a lane of its own, so it is sent at once: never behind an import, or behind the policy sync's
+# NOTIFYs to silent phones, which hold a worker for Timer F (32 s). A worker started without -Q
+# serves both lanes; `make run` and the README's deployment give each lane its own worker.
+COMMANDS_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}.commands"
+CELERY_TASK_QUEUES = [
+    Queue(name, Exchange(name), routing_key=name) for name in (CELERY_TASK_DEFAULT_QUEUE, COMMANDS_QUEUE)
+]
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

@@ -28,14 +28,20 @@ def test_database_url() -> str:
     return f"postgres://{user}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
+LANES = (settings.CELERY_TASK_DEFAULT_QUEUE, settings.COMMANDS_QUEUE)
+
+
 def purge_broker() -> None:
-    """Drop what earlier tests of this run left in the run's own queue (never other runs')."""
-    redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(settings.CELERY_TASK_DEFAULT_QUEUE)
+    """Drop what earlier tests of this run left in the run's own queues (never other runs')."""
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(*LANES)
 
 
 class CeleryWorker:
-    def __init__(self, *, concurrency: int = 2, extra_env: dict | None = None, beat: bool = False):
+    def __init__(
+        self, *, concurrency: int = 2, extra_env: dict | None = None, beat: bool = False, queues: tuple = LANES
+    ):
         self.concurrency = concurrency
+        self.queues = queues
         self.beat = beat
         self.schedule_path = ROOT / "var" / f"test-beat-{os.getpid()}-{time.monotonic_ns()}"
         self.extra_env = extra_env or {}
@@ -57,7 +63,7 @@ class CeleryWorker:
         self.log_start = log.tell()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "portal", "worker", "--loglevel=INFO",
-             "--pool=threads", f"--concurrency={self.concurrency}", f"--queues={settings.CELERY_TASK_DEFAULT_QUEUE}",
+             "--pool=threads", f"--concurrency={self.concurrency}", f"--queues={','.join(self.queues)}",
              "--without-gossip", "--without-mingle",
              "--without-heartbeat", "-n", f"test-{os.getpid()}-{time.monotonic_ns()}@%h",
              # A fresh schedule file each time: an old one would make every entry due at once.

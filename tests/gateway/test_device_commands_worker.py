@@ -1,12 +1,15 @@
 """Restarts through a real Celery worker on Redis, to a real phone (SIPp)."""
 
+import socket
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.db.models import Count, Q
 
 from devices.choices import CommandStatus, DeviceState
 from devices.models import Device, DeviceCommand
+from policies.services import devices_policy_sync_if_behind
 from tests.factories import DeviceFactory, device_model, registered
 from tests.gateway.sip.sipp import Sipp
 from tests.waiting import wait_until
@@ -90,3 +93,42 @@ def test_killing_the_worker_mid_fan_out_still_ends_every_command_final_exactly_o
     # Exactly once: each command has one recorded final attempt, the one that made it `sent`.
     per_command = commands.annotate(sent=Count("attempts", filter=Q(attempts__outcome=CommandStatus.SENT)))
     assert set(per_command.values_list("sent", flat=True)) == {1}
+
+
+def test_a_restart_is_sent_at_once_while_the_policy_sync_waits_on_a_silent_phone(admin_a, tmp_path):
+    """Each lane has its own worker, as `make run` and the README deploy them: a restart never waits
+    behind policy-sync NOTIFYs to phones that do not answer, each of which holds a worker for Timer F."""
+    env = {"SIP_T1": "0.2"}  # Timer F = 12.8 s
+    model = device_model("Yealink", "T54W")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent_phone, Sipp(
+        "phone_yealink_reboot.xml", workdir=tmp_path
+    ) as sipp:
+        silent_phone.bind(("127.0.0.1", 0))  # takes the NOTIFYs and never answers
+        silent = DeviceFactory(tenant=admin_a.tenant, model=model, state=DeviceState.SIGNED_IN)
+        registered(silent, contact=f"sip:{silent.sip_user}@127.0.0.1:{silent_phone.getsockname()[1]}")
+        answering = registered(
+            DeviceFactory(tenant=admin_a.tenant, model=model), contact=f"sip:x@127.0.0.1:{sipp.port}"
+        )
+        purge_broker()
+        default_lane = CeleryWorker(concurrency=1, queues=(settings.CELERY_TASK_DEFAULT_QUEUE,), extra_env=env)
+        commands_lane = CeleryWorker(concurrency=1, queues=(settings.COMMANDS_QUEUE,), extra_env=env)
+        default_lane.start()
+        commands_lane.start()
+        try:
+            (sync,) = devices_policy_sync_if_behind(ids=[silent.pk])
+            wait_until(
+                lambda: DeviceCommand.objects.get(pk=sync.pk).status == CommandStatus.SENDING,
+                timeout=10, what="the policy sync taken by the default lane", details=default_lane.log,
+            )
+            response = admin_a.api.post(f"/api/v1/devices/{answering.pk}/restart/")
+            assert response.status_code == 202
+            restart = DeviceCommand.objects.get(pk=response.json()["id"])
+            wait_until(
+                lambda: DeviceCommand.objects.get(pk=restart.pk).status == CommandStatus.SENT,
+                timeout=6, what="the restart sent while the policy sync still waits", details=commands_lane.log,
+            )
+            assert DeviceCommand.objects.get(pk=sync.pk).status == CommandStatus.SENDING
+            assert sipp.wait() == 0, sipp.report()
+        finally:
+            default_lane.stop()
+            commands_lane.stop()

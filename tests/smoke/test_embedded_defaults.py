@@ -11,6 +11,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("DATABASE_URL", "CELERY_BROKER_URL", "CACHE_URL")
@@ -107,6 +108,9 @@ def test_a_worker_receives_a_task_through_the_filesystem_broker(embedded):
         task_id = sent.stdout.strip()
         wait_for("worker ready", lambda: True if b"ready." in log.read_bytes() else None, worker, log)
         assert "filesystem://" in log.read_text()
+        # A worker started without -Q serves both lanes (settings.COMMANDS_QUEUE).
+        lanes = {line.split()[1] for line in log.read_text().splitlines() if line.strip().startswith(".> ")}
+        assert lanes == {settings.CELERY_TASK_DEFAULT_QUEUE, settings.COMMANDS_QUEUE}
         wait_for(
             "task run by the worker",
             lambda: True if f"verification_codes_sweep[{task_id}] succeeded" in log.read_text() else None,
@@ -236,6 +240,4 @@ for entry in settings.CELERY_BEAT_SCHEDULE.values():
     shell = django_shell(demo, code)
     out, err = shell.communicate(timeout=300)
     assert shell.returncode == 0, err[-3000:]
-    from django.conf import settings
-
     assert out.split().count("ran") == len(settings.CELERY_BEAT_SCHEDULE)
