@@ -21,6 +21,7 @@ from devices.models import Device
 from devices.services import device_commands_request
 from enrollment.choices import CheckOutcome
 from enrollment.services import device_sign_out, pairing_request_start, verification_code_check
+from gateway.sip.message import SipUri
 from gateway.useragent import parse_user_agent
 from policies.services import device_wanted_version_raise, devices_policy_sync_if_behind
 from portal.mac import InvalidMac, normalize_mac
@@ -194,13 +195,24 @@ def registration_remove(*, sip_user: str, contact_uri: str | None, now: datetime
     if device is None:
         return None
     now = now or timezone.now()
-    if contact_uri is None or device.contact_uri == contact_uri:
+    if contact_uri is None or _same_contact(device.contact_uri, contact_uri):
         Device.objects.filter(pk=device.pk).update(
             contact_uri="", source_address="", registration_expires_at=None, last_seen_at=now
         )
         log.info("unregistered %s", device.mac)
         return Registration(device.pk, "", 0)
     return _current(device, now)
+
+
+def _same_contact(bound: str, asked: str) -> bool:
+    """Whether an un-REGISTER names the bound contact: the same URI as RFC 3261 compares them
+    (`;transport=UDP` is `;transport=udp`), not only the same text."""
+    if not bound or bound == asked:
+        return bound == asked
+    try:
+        return SipUri.parse(bound).same_as(SipUri.parse(asked))
+    except ValueError:
+        return False
 
 
 def registration_current(*, sip_user: str, now: datetime | None = None) -> Registration | None:

@@ -386,6 +386,23 @@ class SipUri:
             return value.lower()
         return "tls" if self.scheme == "sips" else "udp"
 
+    def same_as(self, other: SipUri) -> bool:
+        """URI equality as RFC 3261 §19.1.4 has it: the user part exactly, everything else in any
+        case; a port only equals the same port (an absent one is not 5060); transport, user, ttl,
+        method and maddr must agree, other parameters only where both have them."""
+        if (self.scheme, self.user, self.host, self.port) != (other.scheme, other.user, other.host, other.port):
+            return False
+        if self.headers.lower() != other.headers.lower():
+            return False
+        mine, theirs = _folded(self.params), _folded(other.params)
+        for name in mine.keys() | theirs.keys():
+            if name in mine and name in theirs:
+                if mine[name] != theirs[name]:
+                    return False
+            elif name in _URI_PARAMS_BOTH_OR_NEITHER:
+                return False
+        return True
+
     def without_headers(self) -> SipUri:
         return SipUri(self.host, self.user, self.port, self.scheme, dict(self.params), "")
 
@@ -393,6 +410,13 @@ class SipUri:
         user = f"{self.user}@" if self.user else ""
         headers = f"?{self.headers}" if self.headers else ""
         return f"{self.scheme}:{user}{_format_hostport(self.host, self.port)}{_format_params(self.params)}{headers}"
+
+
+_URI_PARAMS_BOTH_OR_NEITHER = frozenset({"transport", "user", "ttl", "method", "maddr"})
+
+
+def _folded(params: dict[str, str | None]) -> dict[str, str | None]:
+    return {name.lower(): None if value is None else value.lower() for name, value in params.items()}
 
 
 _ABSOLUTE_URI_RE = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*:[^\s<>\"]+")

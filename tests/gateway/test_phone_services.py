@@ -154,3 +154,20 @@ def test_first_registrations_store_the_facts_and_sync_every_phone_behind_in_its_
     )
     registrations_store(bindings=bindings)  # the refresh right after: one sync in flight is enough
     assert syncs.count() == 6
+
+
+@pytest.mark.parametrize(
+    ("asked", "removed"),
+    [
+        ("sip:x@10.0.0.9:5060;transport=udp", True),  # parameter values in any case (RFC 3261 §19.1.4)
+        ("sip:x@10.0.0.9:5060;Transport=UDP;line=abc", True),  # a parameter only one side has is ignored
+        ("sip:x@10.0.0.9:5060", False),  # but transport must be on both sides or neither
+        ("sip:X@10.0.0.9:5060;transport=UDP", False),  # the user part exactly
+        ("sip:x@10.0.0.9;transport=UDP", False),  # no port is not port 5060
+        ("not a uri", False),
+    ],
+)
+def test_unregistering_names_the_binding_as_rfc_3261_compares_uris(tenant_a, asked, removed):
+    device = registered(DeviceFactory(tenant=tenant_a), contact="sip:x@10.0.0.9:5060;transport=UDP")
+    left = registration_remove(sip_user=device.sip_user, contact_uri=asked)
+    assert (left.expires_in == 0) is removed

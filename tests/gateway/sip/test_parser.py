@@ -337,3 +337,22 @@ class TestHeaderValues:
         assert response.to.tag == "t1"
         assert response.cseq == request.cseq and response.call_id == request.call_id
         assert parse_message(response.to_bytes()).to_bytes() == response.to_bytes()
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "same"),
+    [
+        ("sip:alice@AtlantA.com;transport=TCP", "sip:alice@atlanta.com;transport=tcp", True),
+        ("sip:carol@chicago.com", "sip:carol@chicago.com;newparam=5", True),
+        ("sip:carol@chicago.com;security=on", "sip:carol@chicago.com;newparam=5", True),
+        ("sip:alice@atlanta.com", "sip:alice@atlanta.com:5060", False),
+        ("sip:ALICE@AtlantA.com", "sip:alice@atlanta.com", False),
+        ("sip:bob@biloxi.com", "sip:bob@biloxi.com;transport=udp", False),
+        ("sip:bob@biloxi.com;user=phone", "sip:bob@biloxi.com", False),
+        ("sips:bob@biloxi.com", "sip:bob@biloxi.com", False),
+    ],
+)
+def test_uris_compare_as_rfc_3261_19_1_4_says(a, b, same):
+    """Its own examples of equal and unequal URIs."""
+    assert SipUri.parse(a).same_as(SipUri.parse(b)) is same
+    assert SipUri.parse(b).same_as(SipUri.parse(a)) is same
