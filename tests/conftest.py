@@ -89,6 +89,16 @@ def admin_b(tenant_b) -> Caller:
 
 
 @pytest.fixture
+def tech_b(tenant_b) -> Caller:
+    return _caller(tenant_b, Role.TECHNICIAN)
+
+
+@pytest.fixture
+def user_b(tenant_b) -> Caller:
+    return _caller(tenant_b, Role.USER)
+
+
+@pytest.fixture
 def anon_api() -> APIClient:
     return APIClient()
 

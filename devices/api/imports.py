@@ -114,6 +114,7 @@ class ImportListView(TenantAPIView):
 
 
 class ImportDetailView(TenantAPIView):
+    tenant_model = ImportJob
     allowed_roles = (Role.ADMIN,)
 
     @extend_schema(responses=ImportJobSerializer)
@@ -134,6 +135,7 @@ class CsvRenderer(BaseRenderer):
 
 
 class ImportErrorsView(TenantAPIView):
+    tenant_model = ImportJob
     allowed_roles = (Role.ADMIN,)
     renderer_classes = [JSONRenderer, CsvRenderer]
 

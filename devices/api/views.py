@@ -13,6 +13,7 @@ from devices.api.serializers import (
     DeviceUpdateSerializer,
 )
 from devices.choices import DeviceState
+from devices.models import Device, DeviceCommand
 from devices.selectors import SORTS, device_command_get, device_get, device_list, sort_ordering
 from enrollment.selectors import verification_codes_load
 from enrollment.services import verification_codes_viewed
@@ -66,6 +67,7 @@ class DeviceListView(TenantAPIView):
 
 
 class DeviceDetailView(TenantAPIView):
+    tenant_model = Device
     @extend_schema(responses=DeviceSerializer)
     def get(self, request, pk: int):
         device = device_get(tenant=self.tenant, pk=pk)
@@ -99,6 +101,8 @@ def _commands_response(commands, *, many: bool):
 class DeviceCommandView(TenantAPIView):
     """POST /devices/{id}/restart/ or /resync/: 202 and the command (the one in flight, if any)."""
 
+    tenant_model = Device
+
     kind: str = ""
 
     @extend_schema(request=None, responses={202: DeviceCommandSerializer})
@@ -126,6 +130,7 @@ class DevicesCommandView(TenantAPIView):
 
 
 class CommandDetailView(TenantAPIView):
+    tenant_model = DeviceCommand
     @extend_schema(responses=DeviceCommandSerializer)
     def get(self, request, pk: int):
         return Response(DeviceCommandSerializer(device_command_get(tenant=self.tenant, pk=pk)).data)

@@ -3,6 +3,7 @@ from rest_framework import status
 from rest_framework.response import Response
 
 from devices.api.serializers import DeviceSerializer
+from devices.models import Device
 from devices.selectors import device_get
 from enrollment import services
 from enrollment.api.serializers import (
@@ -15,6 +16,7 @@ from portal.api.views import TenantAPIView
 
 
 class DeviceVerificationCodeView(TenantAPIView):
+    tenant_model = Device
     allowed_roles = ADMIN
 
     @extend_schema(
@@ -55,6 +57,7 @@ class VerificationCodesView(TenantAPIView):
 
 
 class DeviceSignInView(TenantAPIView):
+    tenant_model = Device
     allowed_roles = ADMIN
 
     @extend_schema(
@@ -74,6 +77,7 @@ class DeviceSignInView(TenantAPIView):
 
 
 class DeviceSignOutView(TenantAPIView):
+    tenant_model = Device
     allowed_roles = ADMIN
 
     @extend_schema(

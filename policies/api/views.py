@@ -14,6 +14,7 @@ from policies.api.serializers import (
     PolicyUpdateSerializer,
 )
 from policies.choices import PolicyKind
+from policies.models import Policy
 from policies.schema import SETTINGS
 from policies.selectors import policy_get, policy_list
 from portal.access import ADMIN
@@ -83,6 +84,7 @@ class PolicyListView(TenantAPIView):
 
 
 class PolicyDetailView(TenantAPIView):
+    tenant_model = Policy
     allowed_roles = ADMIN
 
     @extend_schema(responses=PolicySerializer, summary="Get a policy")
@@ -116,6 +118,7 @@ class PolicyDetailView(TenantAPIView):
 
 
 class PolicyAssignmentsView(TenantAPIView):
+    tenant_model = Policy
     allowed_roles = ADMIN
 
     @extend_schema(

@@ -1,0 +1,64 @@
+"""Another tenant's object is a 404, never a 403 (DESIGN.md, REST API), whatever the caller's role:
+a 403 would tell that the id exists. In the caller's own tenant a role that may not act gets 403."""
+
+import pytest
+
+from devices.choices import CommandKind
+from devices.models import DeviceCommand, ImportJob
+from policies.services import policy_create, policy_defaults_ensure
+from portal.services import Actor
+from tests.factories import DeviceFactory
+
+
+@pytest.fixture
+def objects_of(request):
+    """Every kind of object a v1 URL names by id, made in the given tenant."""
+
+    def make(tenant) -> dict[str, int]:
+        device = DeviceFactory(tenant=tenant)
+        policy_defaults_ensure(tenant=tenant)
+        return {
+            "device": device.pk,
+            "command": DeviceCommand.objects.create(
+                tenant=tenant, device=device, kind=CommandKind.RESTART, event="check-sync", requested_by_label="t"
+            ).pk,
+            "job": ImportJob.objects.create(tenant=tenant, created_by_label="t", file_name="a.csv").pk,
+            "policy": policy_create(tenant=tenant, actor=Actor.system(), kind="calling", name="Sales").pk,
+        }
+
+    return make
+
+
+ACTIONS = [
+    ("patch", "/api/v1/devices/{device}/"),
+    ("delete", "/api/v1/devices/{device}/"),
+    ("post", "/api/v1/devices/{device}/restart/"),
+    ("post", "/api/v1/devices/{device}/resync/"),
+    ("post", "/api/v1/devices/{device}/verification-code/"),
+    ("post", "/api/v1/devices/{device}/sign-in/"),
+    ("post", "/api/v1/devices/{device}/sign-out/"),
+    ("get", "/api/v1/imports/{job}/"),
+    ("get", "/api/v1/imports/{job}/errors.csv"),
+    ("get", "/api/v1/policies/{policy}/"),
+    ("patch", "/api/v1/policies/{policy}/"),
+    ("delete", "/api/v1/policies/{policy}/"),
+    ("post", "/api/v1/policies/{policy}/assignments/"),
+]
+
+
+@pytest.mark.parametrize("caller", ["tech_b", "user_b"])
+@pytest.mark.parametrize(("method", "url"), ACTIONS)
+def test_a_role_that_may_not_act_gets_404_for_another_tenants_object_and_for_none(
+    request, objects_of, tenant_a, caller, method, url
+):
+    theirs = objects_of(tenant_a)
+    missing = {name: pk + 10_000 for name, pk in theirs.items()}
+    api = request.getfixturevalue(caller).api
+    assert getattr(api, method)(url.format(**theirs), {}, format="json").status_code == 404
+    assert getattr(api, method)(url.format(**missing), {}, format="json").status_code == 404
+
+
+@pytest.mark.parametrize(("method", "url"), ACTIONS)
+def test_in_its_own_tenant_a_technician_is_refused_with_403(objects_of, tech_a, tenant_a, method, url):
+    ours = objects_of(tenant_a)
+    assert getattr(tech_a.api, method)(url.format(**ours), {}, format="json").status_code == 403
