@@ -270,7 +270,11 @@ class RowChecker:
                 errors.append(RowError(number, labels["model"], message, index["model"]))
         if len(cells) > self.width and any(cell.strip() for cell in cells[self.width :]):
             used = max(i for i, cell in enumerate(cells) if cell.strip()) + 1
-            errors.append(RowError(number, "", f"has {used} values; the header has {self.width} columns"))
+            # Named by the first position beyond the header, as a header cell without a name is.
+            errors.append(
+                RowError(number, f"column {self.width + 1}", f"has {used} values; the header has {self.width} columns",
+                         self.width)
+            )
         staged = (number, canonical, location, display_name, model_id) if canonical else None
         return staged, errors
 

@@ -131,7 +131,7 @@ BAD = {
         (3, "Location", "a location is required"),
         (4, "Display name", "is 120 characters long; the limit is 100"),
     ],
-    "bad_too_many_columns.csv": [(3, "", "has 3 values; the header has 2 columns")],
+    "bad_too_many_columns.csv": [(3, "column 3", "has 3 values; the header has 2 columns")],
     "bad_unknown_header.csv": [(1, "Colour", f'unknown column "Colour"; {COLUMNS}')],
     "bad_missing_columns.csv": [
         (1, "MAC id", "the header has no MAC id column"),
@@ -166,7 +166,7 @@ def test_an_error_reads_as_row_column_and_problem(admin_a, inventory):
 
     assert describe(job.errors[0]) == 'row 2, MAC id: "00-15-65-ZZ" is not a MAC address'
     row_error = run(admin_a, "bad_too_many_columns.csv").errors[0]
-    assert describe(row_error) == "row 3: has 3 values; the header has 2 columns"
+    assert describe(row_error) == "row 3, column 3: has 3 values; the header has 2 columns"
 
 
 def test_another_organizations_mac_is_refused_without_naming_it(admin_a, inventory, tenant_b):
