@@ -29,6 +29,7 @@ import secrets
 import socket
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import redis
 from django.conf import settings
@@ -203,15 +204,23 @@ def notify_via_edges(
     posted = {target.key for job in jobs for target in job.batch}
     outcomes: dict[object, NotifyOutcome] = {}
     if rest := [target for target in targets if target.key not in posted]:
-        outcomes.update((o.key, o) for o in notify_many(rest, event_for, **notify_many_options))
+        outcomes.update((o.key, o) for o in notify_many(_sent_from_here(rest), event_for, **notify_many_options))
     # One deadline for every edge: each had the whole batch's time to send, and a silent one must
     # not push the others' replies (kept 120 s) past their expiry.
     deadline = time.monotonic() + timer_f + 10
     for job in jobs:
         outcomes.update(job.outcomes(deadline=deadline))
     if left := [target for target in targets if target.key not in outcomes]:  # edges that failed us
-        outcomes.update((o.key, o) for o in notify_many(left, event_for, **notify_many_options))
+        outcomes.update((o.key, o) for o in notify_many(_sent_from_here(left), event_for, **notify_many_options))
     return [outcomes[target.key] for target in targets]
+
+
+def _sent_from_here(targets: list[NotifyTarget]) -> list[NotifyTarget]:
+    """The targets as this worker sends to them itself. Over TCP only the phone's edge holds the
+    connection its REGISTER came on, from a port of the phone's own where nothing listens: a new
+    connection goes to the host and port the Contact names (RFC 3261 §18.1.1). UDP keeps the
+    source address, which is how NOTIFYs get back through NAT."""
+    return [replace(target, source=None) if target.transport.lower() != "udp" else target for target in targets]
 
 
 def _edges_of(targets: Sequence[NotifyTarget], devices: dict[object, int]) -> dict[str, list[NotifyTarget]]:

@@ -74,6 +74,22 @@ def test_a_resync_over_tcp_is_sent(admin_a, tmp_path):
     assert DeviceCommand.objects.get(pk=command["id"]).status == CommandStatus.SENT
 
 
+def test_a_tcp_phone_no_edge_holds_is_reached_at_its_contact_not_at_the_port_it_registered_from(
+    admin_a, tmp_path
+):
+    """A worker with no edge to hand the NOTIFY to (no Redis, as under `make run`) opens a connection
+    of its own: to the port the phone listens on, which its Contact names. Its REGISTER came from a
+    port of its own where nothing listens."""
+    with Sipp("phone_any_check_sync.xml", workdir=tmp_path, transport="tcp") as sipp:
+        device = phone(admin_a.tenant, sipp, transport="tcp")
+        device.source_address = f"127.0.0.1:{free_port()}"
+        device.save(update_fields=["source_address"])
+        command = restart(admin_a, device, kind="resync")
+        device_commands_send(command_ids=[command["id"]])
+        assert sipp.received("NOTIFY") == 1
+    assert DeviceCommand.objects.get(pk=command["id"]).status == CommandStatus.SENT
+
+
 def test_a_phone_that_refuses_the_event_leaves_the_command_rejected_with_its_code(admin_a, tmp_path, storage):
     with Sipp("phone_bad_event.xml", workdir=tmp_path) as sipp:
         device = phone(admin_a.tenant, sipp)
