@@ -33,6 +33,8 @@ run: $(VENV)/.installed
 	$(BIN)/celery -A portal worker --loglevel=INFO --concurrency=2 --queues=celery -n default@%h & \
 	$(BIN)/celery -A portal worker --loglevel=INFO --pool=threads --concurrency=8 --queues=celery.commands \
 		-n commands@%h & \
+	$(BIN)/celery -A portal worker --loglevel=INFO --pool=threads --concurrency=8 --queues=celery.sync \
+		-n sync@%h & \
 	$(BIN)/celery -A portal beat --loglevel=INFO & \
 	$(BIN)/python manage.py run_sip_edge & \
 	$(BIN)/python manage.py runserver 0.0.0.0:8000

@@ -13,8 +13,8 @@ COMMAND_BATCH = 100
 
 def device_commands_enqueue(command_ids: Sequence[int], *, kind: str, batch: int = COMMAND_BATCH) -> None:
     """Queue the sends once the caller's transaction commits, `batch` commands a task: policy syncs
-    in the default lane, everything people ask for in the commands lane (settings.COMMANDS_QUEUE)."""
-    queue = settings.CELERY_TASK_DEFAULT_QUEUE if kind == CommandKind.POLICY_SYNC else settings.COMMANDS_QUEUE
+    in their lane (settings.SYNC_QUEUE), everything people ask for in theirs (COMMANDS_QUEUE)."""
+    queue = settings.SYNC_QUEUE if kind == CommandKind.POLICY_SYNC else settings.COMMANDS_QUEUE
     for start in range(0, len(command_ids), batch):
         device_commands_send.apply_async_on_commit(args=[list(command_ids[start : start + batch])], queue=queue)
 

@@ -176,13 +176,15 @@ else:
 CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", False)
 # Test runs side by side on one Redis each use a queue of their own (make test sets it).
 CELERY_TASK_DEFAULT_QUEUE = envstr("CELERY_TASK_DEFAULT_QUEUE", "celery")
-# What people ask of phones (restart, resync, the check-sync after enrollment, sign-in or sign-out)
-# has a lane of its own, so it is sent at once: never behind an import, or behind the policy sync's
-# NOTIFYs to silent phones, which hold a worker for Timer F (32 s). A worker started without -Q
-# serves both lanes; `make run` and the README's deployment give each lane its own worker.
+# Three lanes, so that one kind of work never waits behind another: NOTIFYs people ask for (restart,
+# resync, the check-sync after enrollment, sign-in or sign-out) are sent at once; the policy sync's
+# NOTIFYs, hourly and on registration, each of which holds its worker for Timer F (32 s) when the
+# phone is gone, have their own; imports, code generation and sweeps keep the default queue. A
+# worker started without -Q serves all three; `make run` and the README give each its own worker.
 COMMANDS_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}.commands"
+SYNC_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}.sync"
 CELERY_TASK_QUEUES = [
-    Queue(name, Exchange(name), routing_key=name) for name in (CELERY_TASK_DEFAULT_QUEUE, COMMANDS_QUEUE)
+    Queue(name, Exchange(name), routing_key=name) for name in (CELERY_TASK_DEFAULT_QUEUE, COMMANDS_QUEUE, SYNC_QUEUE)
 ]
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

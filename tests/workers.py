@@ -28,7 +28,7 @@ def test_database_url() -> str:
     return f"postgres://{user}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
-LANES = (settings.CELERY_TASK_DEFAULT_QUEUE, settings.COMMANDS_QUEUE)
+LANES = (settings.CELERY_TASK_DEFAULT_QUEUE, settings.COMMANDS_QUEUE, settings.SYNC_QUEUE)
 
 
 def purge_broker() -> None:

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db.models import Count, Q
 
 from devices.choices import CommandStatus, DeviceState
-from devices.models import Device, DeviceCommand
+from devices.models import Device, DeviceCommand, ImportJob
 from policies.services import devices_policy_sync_if_behind
 from tests.factories import DeviceFactory, device_model, registered
 from tests.gateway.sip.sipp import Sipp
@@ -95,9 +95,10 @@ def test_killing_the_worker_mid_fan_out_still_ends_every_command_final_exactly_o
     assert set(per_command.values_list("sent", flat=True)) == {1}
 
 
-def test_a_restart_is_sent_at_once_while_the_policy_sync_waits_on_a_silent_phone(admin_a, tmp_path):
-    """Each lane has its own worker, as `make run` and the README deploy them: a restart never waits
-    behind policy-sync NOTIFYs to phones that do not answer, each of which holds a worker for Timer F."""
+def test_restarts_and_imports_go_on_while_the_policy_sync_waits_on_a_silent_phone(admin_a, tmp_path):
+    """Each lane has its own worker, as `make run` and the README deploy them: neither a restart nor
+    an import waits behind policy-sync NOTIFYs to phones that do not answer, each of which holds a
+    worker for Timer F."""
     env = {"SIP_T1": "0.2"}  # Timer F = 12.8 s
     model = device_model("Yealink", "T54W")
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent_phone, Sipp(
@@ -110,25 +111,32 @@ def test_a_restart_is_sent_at_once_while_the_policy_sync_waits_on_a_silent_phone
             DeviceFactory(tenant=admin_a.tenant, model=model), contact=f"sip:x@127.0.0.1:{sipp.port}"
         )
         purge_broker()
-        default_lane = CeleryWorker(concurrency=1, queues=(settings.CELERY_TASK_DEFAULT_QUEUE,), extra_env=env)
-        commands_lane = CeleryWorker(concurrency=1, queues=(settings.COMMANDS_QUEUE,), extra_env=env)
-        default_lane.start()
-        commands_lane.start()
+        workers = [
+            CeleryWorker(concurrency=1, queues=(queue,), extra_env=env).start()
+            for queue in (settings.SYNC_QUEUE, settings.COMMANDS_QUEUE, settings.CELERY_TASK_DEFAULT_QUEUE)
+        ]
+        log = lambda: "\n".join(worker.log() for worker in workers)  # noqa: E731
         try:
             (sync,) = devices_policy_sync_if_behind(ids=[silent.pk])
             wait_until(
                 lambda: DeviceCommand.objects.get(pk=sync.pk).status == CommandStatus.SENDING,
-                timeout=10, what="the policy sync taken by the default lane", details=default_lane.log,
+                timeout=10, what="the policy sync taken by its lane", details=log,
             )
             response = admin_a.api.post(f"/api/v1/devices/{answering.pk}/restart/")
             assert response.status_code == 202
-            restart = DeviceCommand.objects.get(pk=response.json()["id"])
+            restart = response.json()["id"]
+            rows = "".join(f"02-5F-00-00-{n >> 8:02X}-{n & 255:02X},Lane\n" for n in range(1_500))
+            job = admin_a.api.post(
+                "/api/v1/devices/import/", f"MAC id,Location\n{rows}", content_type="text/csv"
+            ).json()
+            assert job["status"] == "queued"
             wait_until(
-                lambda: DeviceCommand.objects.get(pk=restart.pk).status == CommandStatus.SENT,
-                timeout=6, what="the restart sent while the policy sync still waits", details=commands_lane.log,
+                lambda: DeviceCommand.objects.get(pk=restart).status == CommandStatus.SENT
+                and ImportJob.objects.get(pk=job["id"]).status == "done",
+                timeout=8, what="the restart sent and the import done while the policy sync waits", details=log,
             )
             assert DeviceCommand.objects.get(pk=sync.pk).status == CommandStatus.SENDING
             assert sipp.wait() == 0, sipp.report()
         finally:
-            default_lane.stop()
-            commands_lane.stop()
+            for worker in workers:
+                worker.stop()

@@ -108,9 +108,9 @@ def test_a_worker_receives_a_task_through_the_filesystem_broker(embedded):
         task_id = sent.stdout.strip()
         wait_for("worker ready", lambda: True if b"ready." in log.read_bytes() else None, worker, log)
         assert "filesystem://" in log.read_text()
-        # A worker started without -Q serves both lanes (settings.COMMANDS_QUEUE).
+        # A worker started without -Q serves every lane.
         lanes = {line.split()[1] for line in log.read_text().splitlines() if line.strip().startswith(".> ")}
-        assert lanes == {settings.CELERY_TASK_DEFAULT_QUEUE, settings.COMMANDS_QUEUE}
+        assert lanes == {settings.CELERY_TASK_DEFAULT_QUEUE, settings.COMMANDS_QUEUE, settings.SYNC_QUEUE}
         wait_for(
             "task run by the worker",
             lambda: True if f"verification_codes_sweep[{task_id}] succeeded" in log.read_text() else None,
