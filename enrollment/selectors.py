@@ -1,7 +1,7 @@
 import re
 from collections.abc import Iterator
 
-from django.db.models import Prefetch, Q
+from django.db.models import Prefetch, Q, QuerySet
 from django.db.models.query import prefetch_related_objects
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -56,11 +56,17 @@ def device_lookup(*, tenant: Tenant, query: str, limit: int = LOOKUP_LIMIT) -> l
     return list(devices[: limit + 1])
 
 
+def verification_code_export_devices(*, tenant: Tenant, filters: dict | None = None) -> QuerySet:
+    """The devices (inventory filters applied) whose live code the technicians' CSV lists."""
+    return device_list(tenant=tenant, filters=filters).filter(
+        verification_code__ciphertext__isnull=False, verification_code__expires_at__gt=timezone.now()
+    )
+
+
 def verification_code_export_rows(*, tenant: Tenant, filters: dict | None = None) -> Iterator[list]:
     """Devices with a live code, for the technicians' CSV, streamed in chunks."""
     rows = (
-        device_list(tenant=tenant, filters=filters)
-        .filter(verification_code__ciphertext__isnull=False, verification_code__expires_at__gt=timezone.now())
+        verification_code_export_devices(tenant=tenant, filters=filters)
         .order_by("location", "mac")
         .values_list(
             "mac", "location", "display_name", "verification_code__ciphertext", "verification_code__expires_at"

@@ -29,7 +29,7 @@ from devices.services import device_commands_request
 from enrollment.choices import CheckOutcome, PairingOutcome, PairingStatus
 from enrollment.keys import code_digest, code_encrypt, pairing_code_digest
 from enrollment.models import PairingRequest, VerificationCode
-from enrollment.selectors import live_code
+from enrollment.selectors import live_code, verification_code_export_devices
 from policies.services import device_wanted_version_raise
 from portal.choices import Role
 from portal.mac import InvalidMac, normalize_mac
@@ -231,8 +231,15 @@ def verification_codes_viewed(*, tenant: Tenant, actor: Actor, role: str, device
         audit_record_many(tenant=tenant, actor=actor, action="verification_code.view", objects=shown)
 
 
-def verification_codes_exported(*, tenant: Tenant, actor: Actor, filters: dict) -> None:
+def verification_codes_exported(*, tenant: Tenant, actor: Actor, role: str, filters: dict) -> None:
+    """Record the export; a technician's also as a view of each code it lists."""
     audit_record(tenant=tenant, actor=actor, action="verification_code.export", details={"filters": filters})
+    if role == Role.TECHNICIAN:
+        exported = verification_code_export_devices(tenant=tenant, filters=filters)
+        audit_record_many(
+            tenant=tenant, actor=actor, action="verification_code.view",
+            objects=exported.select_related(None).only("pk", "mac", "display_name").iterator(chunk_size=2000),
+        )
 
 
 # --- Checking a code: the service the SIP edge calls when a phone dials *55*<code> ---------------

@@ -84,16 +84,19 @@ def code_generate(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(safe_next(request, reverse("devices:detail", args=[device.pk])))
 
 
-@member_required(ADMIN)
+@member_required(STAFF)
 def codes_export(request: HttpRequest) -> HttpResponse:
-    """Live codes as CSV for the technicians who enroll the phones (cells neutralized)."""
+    """Live codes as CSV for the technicians who enroll the phones (cells neutralized): an admin
+    downloads it for them, or a technician from the look-up page."""
     filters = {key: request.GET[key] for key in FILTER_KEYS if request.GET.get(key, "") != ""}
     try:
         rows = verification_code_export_rows(tenant=request.tenant, filters=filters)
         first = next(rows, None)  # surface filter errors before streaming starts
     except ValidationError as error:
         return HttpResponse(f"Invalid filter: {error.message_dict}", status=400, content_type="text/plain")
-    services.verification_codes_exported(tenant=request.tenant, actor=request.actor, filters=filters)
+    services.verification_codes_exported(
+        tenant=request.tenant, actor=request.actor, role=request.membership.role, filters=filters
+    )
 
     def all_rows():
         if first is not None:
