@@ -31,6 +31,10 @@ class IssuedCodeSerializer(serializers.Serializer):
 class VerificationCodesResponseSerializer(serializers.Serializer):
     count = serializers.IntegerField()
     codes = IssuedCodeSerializer(many=True)
+    skipped = serializers.ListField(
+        child=serializers.IntegerField(),
+        help_text="ids asked for that got no code: not a device of yours, or not waiting on activation",
+    )
 
 
 class PairingStartSerializer(serializers.Serializer):

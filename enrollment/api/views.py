@@ -45,14 +45,16 @@ class VerificationCodesView(TenantAPIView):
         description=(
             'Body `{"ids": [...]}` (up to 100,000) or `{"state": "waiting_on_activation"}`. Issues a new '
             "code for each device of yours that waits on activation; other ids are skipped. Answers 201 "
-            "with the number issued and the codes."
+            "with the number issued, the codes, and the ids skipped."
         ),
     )
     def post(self, request):
         data = VerificationCodesRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         issued = services.verification_codes_issue(tenant=self.tenant, actor=self.actor, **data.validated_data)
-        body = VerificationCodesResponseSerializer({"count": len(issued), "codes": issued}).data
+        given = {issue.device_id for issue in issued}
+        skipped = sorted(set(data.validated_data.get("ids") or ()) - given)
+        body = VerificationCodesResponseSerializer({"count": len(issued), "codes": issued, "skipped": skipped}).data
         return Response(body, status=status.HTTP_201_CREATED)
 
 

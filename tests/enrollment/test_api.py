@@ -42,7 +42,8 @@ def test_generating_again_replaces_the_code(admin_a, waiting_a):
 
 
 # The bulk endpoint skips ids that are not the caller's (see VerificationCodesView): another
-# tenant's admin gets 201 with nothing issued, not the single-device endpoint's 404.
+# tenant's admin gets 201 with nothing issued and the id named as skipped, not the single-device
+# endpoint's 404.
 @pytest.mark.parametrize(
     "caller, expected, expected_bulk, bulk_body",
     [
@@ -58,7 +59,7 @@ def test_only_the_tenants_admins_generate_codes(request, waiting_a, caller, expe
     response = api.post(BULK, {"ids": [waiting_a.pk]}, format="json")
     assert response.status_code == expected_bulk
     if bulk_body is not None:
-        assert response.json() == bulk_body
+        assert response.json() == {**bulk_body, "skipped": [waiting_a.pk]}
     assert not VerificationCode.objects.exists()
     assert not AuditEvent.objects.filter(action="verification_code.issue").exists()
 
@@ -79,6 +80,8 @@ def test_bulk_by_ids_issues_only_the_callers_waiting_devices(admin_a, admin_b, t
     assert response.status_code == 201
     body = response.json()
     assert body["count"] == 2
+    # What got no code is named: another tenant's device and ours that is enrolled already.
+    assert body["skipped"] == sorted([waiting_b.pk, enrolled_a.pk])
     codes = {c["id"]: c for c in body["codes"]}
     assert set(codes) == {d.pk for d in mine}
     for device in mine:
@@ -90,13 +93,16 @@ def test_bulk_by_ids_issues_only_the_callers_waiting_devices(admin_a, admin_b, t
         assert parse_datetime(codes[device.pk]["expires_at"]) == row.expires_at
     assert not VerificationCode.objects.filter(device=waiting_b).exists()
     # Another tenant's admin bulk-issuing our ids issues nothing.
-    assert admin_b.api.post(BULK, {"ids": [mine[0].pk]}, format="json").json() == {"count": 0, "codes": []}
+    assert admin_b.api.post(BULK, {"ids": [mine[0].pk]}, format="json").json() == {
+        "count": 0, "codes": [], "skipped": [mine[0].pk]
+    }
 
 
 def test_bulk_by_state_issues_every_device_waiting_on_activation(admin_a, tenant_a, enrolled_a):
     waiting = DeviceFactory.create_batch(3, tenant=tenant_a)
     body = admin_a.api.post(BULK, {"state": "waiting_on_activation"}, format="json").json()
     assert body["count"] == 3 and {c["id"] for c in body["codes"]} == {d.pk for d in waiting}
+    assert body["skipped"] == []
 
 
 @pytest.mark.parametrize(
