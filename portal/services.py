@@ -1,6 +1,7 @@
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import islice
 
 from django.db import models, transaction
 
@@ -56,11 +57,13 @@ def audit_record(
 def audit_record_many(
     *, tenant: Tenant, actor: Actor, action: str, objects: Iterable[models.Model], details: dict | None = None
 ) -> None:
-    """One audit row per object, in one INSERT."""
-    AuditEvent.objects.bulk_create(
-        [_event(tenant=tenant, actor=actor, action=action, obj=obj, details=details) for obj in objects],
-        batch_size=2000,
-    )
+    """One audit row per object, an INSERT per 2,000: `objects` may be an iterator over a big
+    queryset, never held whole in memory."""
+    objects = iter(objects)
+    while batch := list(islice(objects, 2000)):
+        AuditEvent.objects.bulk_create(
+            [_event(tenant=tenant, actor=actor, action=action, obj=obj, details=details) for obj in batch]
+        )
 
 
 def user_create(*, tenant: Tenant, email: str, role: str, password: str | None = None, **fields) -> User:
