@@ -207,8 +207,10 @@ def registration_remove(*, sip_user: str, contact_uri: str | None, now: datetime
 def _same_contact(bound: str, asked: str) -> bool:
     """Whether an un-REGISTER names the bound contact: the same URI as RFC 3261 compares them
     (`;transport=UDP` is `;transport=udp`), not only the same text."""
-    if not bound or bound == asked:
-        return bound == asked
+    if bound == asked:
+        return True
+    if not bound:
+        return False
     try:
         return SipUri.parse(bound).same_as(SipUri.parse(asked))
     except ValueError:

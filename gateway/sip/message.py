@@ -12,6 +12,7 @@ import ipaddress
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from urllib.parse import unquote
 
 SIP_VERSION = "SIP/2.0"
 BRANCH_MAGIC = "z9hG4bK"  # RFC 3261 §8.1.1.7: marks an RFC 3261 branch
@@ -387,12 +388,15 @@ class SipUri:
         return "tls" if self.scheme == "sips" else "udp"
 
     def same_as(self, other: SipUri) -> bool:
-        """URI equality as RFC 3261 §19.1.4 has it: the user part exactly, everything else in any
-        case; a port only equals the same port (an absent one is not 5060); transport, user, ttl,
-        method and maddr must agree, other parameters only where both have them."""
-        if (self.scheme, self.user, self.host, self.port) != (other.scheme, other.user, other.host, other.port):
+        """URI equality as RFC 3261 §19.1.4 has it: the user part exactly (escapes decoded),
+        everything else in any case; a port only equals the same port (an absent one is not 5060);
+        transport, user, ttl, method and maddr must agree, other parameters only where both have
+        them; headers all, in any order."""
+        mine_user = unquote(self.user) if self.user is not None else None
+        their_user = unquote(other.user) if other.user is not None else None
+        if (self.scheme, mine_user, self.host, self.port) != (other.scheme, their_user, other.host, other.port):
             return False
-        if self.headers.lower() != other.headers.lower():
+        if _uri_headers(self.headers) != _uri_headers(other.headers):
             return False
         mine, theirs = _folded(self.params), _folded(other.params)
         for name in mine.keys() | theirs.keys():
@@ -416,7 +420,13 @@ _URI_PARAMS_BOTH_OR_NEITHER = frozenset({"transport", "user", "ttl", "method", "
 
 
 def _folded(params: dict[str, str | None]) -> dict[str, str | None]:
-    return {name.lower(): None if value is None else value.lower() for name, value in params.items()}
+    return {name.lower(): None if value is None else unquote(value).lower() for name, value in params.items()}
+
+
+def _uri_headers(text: str) -> dict[str, str]:
+    """`?subject=x&priority=urgent` as {name: value}, names in any case (§19.1.4)."""
+    pairs = (part.partition("=") for part in text.split("&") if part)
+    return {unquote(name).lower(): unquote(value) for name, _, value in pairs}
 
 
 _ABSOLUTE_URI_RE = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*:[^\s<>\"]+")

@@ -342,7 +342,18 @@ class TestHeaderValues:
 @pytest.mark.parametrize(
     ("a", "b", "same"),
     [
-        ("sip:alice@AtlantA.com;transport=TCP", "sip:alice@atlanta.com;transport=tcp", True),
+        ("sip:%61lice@atlanta.com;transport=TCP", "sip:alice@AtLanTa.CoM;Transport=tcp", True),
+        (
+            "sip:biloxi.com;transport=tcp;method=REGISTER?to=sip:bob%40biloxi.com",
+            "sip:biloxi.com;method=REGISTER;transport=tcp?to=sip:bob%40biloxi.com",
+            True,
+        ),
+        (
+            "sip:alice@atlanta.com?subject=project%20x&priority=urgent",
+            "sip:alice@atlanta.com?priority=urgent&subject=project%20x",
+            True,
+        ),
+        ("sip:alice@atlanta.com?subject=project%20x", "sip:alice@atlanta.com?subject=project%20y", False),
         ("sip:carol@chicago.com", "sip:carol@chicago.com;newparam=5", True),
         ("sip:carol@chicago.com;security=on", "sip:carol@chicago.com;newparam=5", True),
         ("sip:alice@atlanta.com", "sip:alice@atlanta.com:5060", False),
