@@ -56,12 +56,14 @@ class AgentFacts:
         self._named: dict[tuple[str, str], DeviceModel | None] = {}
 
     def of(self, agent, *, vendor: str | None, config_format: str | None) -> dict:
-        """`vendor` and `config_format`: those of the device's model, None when it has none."""
+        """`vendor`: that of the device's model, None when it has none; `config_format`: its
+        model's, or the format being served it, None when neither is known. A model the agent
+        names in another format is not taken."""
         if not agent.vendor or (vendor is not None and vendor != agent.vendor):
             return {}
         facts = {"firmware": agent.firmware[:64]} if agent.firmware else {}
         named = self._model(agent.vendor, agent.model) if agent.model else None
-        if named is not None and (vendor is None or named.config_format == config_format):
+        if named is not None and (config_format is None or named.config_format == config_format):
             facts["model_id"] = named.pk
         return facts
 

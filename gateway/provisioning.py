@@ -245,7 +245,8 @@ def _vendor_format(vendor: str) -> str | None:
 
 
 def _record(
-    *, device: Device, source: str | None, user_agent: str, agent: PhoneAgent, file_name: str, version: int | None
+    *, device: Device, source: str | None, user_agent: str, agent: PhoneAgent, config_format: str, file_name: str,
+    version: int | None,
 ) -> None:
     """Last provisioned, what the User-Agent says, and the version delivered: one UPDATE, with
     synced_version raised (never lowered) in the database so concurrent fetches cannot race."""
@@ -254,7 +255,8 @@ def _record(
         "last_provisioned_ip": source,
         "last_provisioned_user_agent": user_agent[:255],
     }
-    vendor, config_format = (device.model.vendor, device.model.config_format) if device.model_id else (None, None)
+    # A device without a model takes one only in the format it was served (`config_format`).
+    vendor = device.model.vendor if device.model_id else None
     fields.update(AgentFacts().of(agent, vendor=vendor, config_format=config_format))
     if version is not None:
         fields["synced_version"] = Greatest(F("synced_version"), Value(version))
@@ -310,7 +312,10 @@ def provisioning_file_serve(
     version = context["version"] if file.carries_config else None
     body = config_render(file=file, config_format=config_format, context=context)
     if device is not None:
-        _record(device=device, source=source, user_agent=user_agent, agent=agent, file_name=file_name, version=version)
+        _record(
+            device=device, source=source, user_agent=user_agent, agent=agent, config_format=config_format,
+            file_name=file_name, version=version,
+        )
     return ServedFile(body, FORMATS[config_format].content_type)
 
 

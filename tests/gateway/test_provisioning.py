@@ -291,6 +291,18 @@ def test_a_device_without_a_model_fetched_by_an_unnamed_client_gets_the_common_c
     assert device.model is None and device.last_provisioned_at is not None
 
 
+def test_a_device_without_a_model_takes_none_in_another_format_than_it_was_served(client, tenant_a):
+    """A Cisco that names itself (and its MAC) fetching Yealink's common file: the device learns
+    no Cisco model from a Yealink file."""
+    device = DeviceFactory(tenant=tenant_a, mac="00-56-2B-0D-12-34")
+    response = fetch(
+        client, tenant_a.provisioning_key, "y000000000000.cfg", user_agent="Cisco-CP8841-3PCC/11.3.6 (00562b0d1234)"
+    )
+    assert response.status_code == 200
+    device.refresh_from_db()
+    assert device.model is None and device.last_provisioned_at is not None
+
+
 def test_a_device_without_a_model_is_served_by_what_its_user_agent_says_and_learns_it(client, tenant_a):
     device = DeviceFactory(tenant=tenant_a, mac="00-15-65-12-34-56", state=DeviceState.WAITING_FOR_SIGN_IN)
     response = fetch(client, tenant_a.provisioning_key, "001565123456.cfg", user_agent=PHONES["yealink"].agent())
