@@ -115,12 +115,11 @@ def test_restarts_and_imports_go_on_while_the_policy_sync_waits_on_a_silent_phon
             CeleryWorker(concurrency=1, queues=(queue,), extra_env=env).start()
             for queue in (settings.SYNC_QUEUE, settings.COMMANDS_QUEUE, settings.CELERY_TASK_DEFAULT_QUEUE)
         ]
-        log = lambda: "\n".join(worker.log() for worker in workers)  # noqa: E731
         try:
             (sync,) = devices_policy_sync_if_behind(ids=[silent.pk])
             wait_until(
                 lambda: DeviceCommand.objects.get(pk=sync.pk).status == CommandStatus.SENDING,
-                timeout=10, what="the policy sync taken by its lane", details=log,
+                timeout=10, what="the policy sync taken by its lane", details=workers[0].log,
             )
             response = admin_a.api.post(f"/api/v1/devices/{answering.pk}/restart/")
             assert response.status_code == 202
@@ -130,13 +129,19 @@ def test_restarts_and_imports_go_on_while_the_policy_sync_waits_on_a_silent_phon
                 "/api/v1/devices/import/", f"MAC id,Location\n{rows}", content_type="text/csv"
             ).json()
             assert job["status"] == "queued"
+            # No race with the clock: once all three are over, their ends tell whether they waited.
             wait_until(
-                lambda: DeviceCommand.objects.get(pk=restart).status == CommandStatus.SENT
-                and ImportJob.objects.get(pk=job["id"]).status == "done",
-                timeout=8, what="the restart sent and the import done while the policy sync waits", details=log,
+                lambda: DeviceCommand.objects.get(pk=sync.pk).finished_at is not None
+                and DeviceCommand.objects.get(pk=restart).finished_at is not None
+                and ImportJob.objects.get(pk=job["id"]).finished_at is not None,
+                timeout=60, what="the policy sync, the restart and the import over", details=workers[0].log,
             )
-            assert DeviceCommand.objects.get(pk=sync.pk).status == CommandStatus.SENDING
+            sync, restart = DeviceCommand.objects.get(pk=sync.pk), DeviceCommand.objects.get(pk=restart)
+            imported = ImportJob.objects.get(pk=job["id"])
+            assert (sync.status, restart.status, imported.status) == ("unreachable", "sent", "done")
+            assert restart.finished_at < sync.finished_at and imported.finished_at < sync.finished_at
             assert sipp.wait() == 0, sipp.report()
         finally:
             for worker in workers:
                 worker.stop()
+            workers[0].log_path.unlink(missing_ok=True)  # one file for the three: this process's
