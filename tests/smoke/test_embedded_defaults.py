@@ -139,10 +139,14 @@ def django_shell(env, code: str) -> subprocess.Popen:
 
 
 ISSUE_CODES = """
+import pathlib, time
 from enrollment.services import verification_codes_issue
 from portal.models import Tenant
 from portal.services import Actor
 tenant = Tenant.objects.get(name="Contoso (demo)")
+pathlib.Path("{ready}").touch()
+while not pathlib.Path("{go}").exists():  # every process starts writing at the same moment
+    time.sleep(0.005)
 for _ in range({rounds}):
     print(len(verification_codes_issue(tenant=tenant, actor=Actor.system("smoke"), state="waiting_on_activation")))
 """
@@ -170,10 +174,16 @@ print(verification_code_check(mac_or_device=device.mac, code=again.code, source=
     assert out.split() == ["True", "True", "wrong", "enrolled"]
 
 
-def test_processes_writing_at_once_wait_their_turn_on_sqlite(demo):
-    """`make run` runs web, two worker processes, beat and the SIP edge on one SQLite file: a
-    transaction that reads and then writes must wait for another writer, not fail."""
-    shells = [django_shell(demo, ISSUE_CODES.format(rounds=5)) for _ in range(4)]
+def test_processes_writing_at_once_wait_their_turn_on_sqlite(demo, tmp_path):
+    """`make run` runs web, three workers, beat and the SIP edge on one SQLite file: a transaction
+    that reads and then writes must wait for another writer, not fail."""
+    go = tmp_path / "go"
+    ready = [tmp_path / f"ready-{n}" for n in range(4)]
+    shells = [django_shell(demo, ISSUE_CODES.format(rounds=5, ready=path, go=go)) for path in ready]
+    deadline = time.monotonic() + 60
+    while not all(path.exists() for path in ready) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    go.touch()
     for shell in shells:
         out, err = shell.communicate(timeout=180)
         assert shell.returncode == 0, err[-3000:]
