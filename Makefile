@@ -30,10 +30,11 @@ run: $(VENV)/.installed
 	$(BIN)/python manage.py seed_demo
 	@echo "Starting web (http://localhost:8000), Celery worker, Celery beat and the SIP edge; Ctrl-C stops them all."
 	@export DEBUG=$${DEBUG:-1}; trap 'kill 0' INT TERM EXIT; \
-	$(BIN)/celery -A portal worker --loglevel=INFO --concurrency=2 --queues=celery -n default@%h & \
-	$(BIN)/celery -A portal worker --loglevel=INFO --pool=threads --concurrency=8 --queues=celery.commands \
+	lane=$${CELERY_TASK_DEFAULT_QUEUE:-celery}; \
+	$(BIN)/celery -A portal worker --loglevel=INFO --concurrency=2 --queues=$$lane -n default@%h & \
+	$(BIN)/celery -A portal worker --loglevel=INFO --pool=threads --concurrency=8 --queues=$$lane.commands \
 		-n commands@%h & \
-	$(BIN)/celery -A portal worker --loglevel=INFO --pool=threads --concurrency=8 --queues=celery.sync \
+	$(BIN)/celery -A portal worker --loglevel=INFO --pool=threads --concurrency=8 --queues=$$lane.sync \
 		-n sync@%h & \
 	$(BIN)/celery -A portal beat --loglevel=INFO & \
 	$(BIN)/python manage.py run_sip_edge & \

@@ -268,13 +268,10 @@ class RowChecker:
             if model_id is None:
                 message = f'"{model}" is not a known device model'
                 errors.append(RowError(number, labels["model"], message, index["model"]))
-        if len(cells) > self.width and any(cell.strip() for cell in cells[self.width :]):
-            used = max(i for i, cell in enumerate(cells) if cell.strip()) + 1
-            # Named by the first position beyond the header, as a header cell without a name is.
-            errors.append(
-                RowError(number, f"column {self.width + 1}", f"has {used} values; the header has {self.width} columns",
-                         self.width)
-            )
+        if beyond := [i for i in range(self.width, len(cells)) if cells[i].strip()]:
+            # Named by position, as a header cell without a name is: the first value past the header.
+            message = f"has {beyond[-1] + 1} values; the header has {self.width} columns"
+            errors.append(RowError(number, f"column {beyond[0] + 1}", message, beyond[0]))
         staged = (number, canonical, location, display_name, model_id) if canonical else None
         return staged, errors
 

@@ -272,7 +272,7 @@ def _record_arrays(results: list[_Result], attempts: list[_Attempt], *, claim: d
             )
             SELECT id FROM recorded
             """,  # noqa: S608 - table names from the models
-            [*map(list, r), now, now, CommandStatus.SENDING, claim, timezone.now(), *map(list, a)],
+            [*map(list, r), now, now, CommandStatus.SENDING, claim, now, *map(list, a)],
         )
         return {row[0] for row in cursor.fetchall()}
 

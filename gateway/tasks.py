@@ -11,10 +11,14 @@ from gateway import services
 COMMAND_BATCH = 100
 
 
-def device_commands_enqueue(command_ids: Sequence[int], *, kind: str, batch: int = COMMAND_BATCH) -> None:
-    """Queue the sends once the caller's transaction commits, `batch` commands a task: policy syncs
-    in their lane (settings.SYNC_QUEUE), everything people ask for in theirs (COMMANDS_QUEUE)."""
-    queue = settings.SYNC_QUEUE if kind == CommandKind.POLICY_SYNC else settings.COMMANDS_QUEUE
+def device_commands_enqueue(command_ids: Sequence[int], *, kind: str) -> None:
+    """Queue the sends once the caller's transaction commits: policy syncs in their lane
+    (settings.SYNC_QUEUE), POLICY_SYNC_BATCH a task; everything people ask for in theirs
+    (COMMANDS_QUEUE), COMMAND_BATCH a task."""
+    if kind == CommandKind.POLICY_SYNC:
+        queue, batch = settings.SYNC_QUEUE, settings.POLICY_SYNC_BATCH
+    else:
+        queue, batch = settings.COMMANDS_QUEUE, COMMAND_BATCH
     for start in range(0, len(command_ids), batch):
         device_commands_send.apply_async_on_commit(args=[list(command_ids[start : start + batch])], queue=queue)
 

@@ -535,9 +535,7 @@ def policy_sync_fan_out(*, now: datetime | None = None) -> int:
             queued = _policy_sync_insert(device_ids=ids[start : start + chunk], now=now)
             for _, tenant_id in queued:
                 per_tenant[tenant_id] = per_tenant.get(tenant_id, 0) + 1
-            device_commands_enqueue(
-                [pk for pk, _ in queued], kind=CommandKind.POLICY_SYNC, batch=settings.POLICY_SYNC_BATCH
-            )
+            device_commands_enqueue([pk for pk, _ in queued], kind=CommandKind.POLICY_SYNC)
     AuditEvent.objects.bulk_create(
         [
             AuditEvent(
@@ -574,7 +572,7 @@ def _policy_sync_insert(*, device_ids: list[int], now: datetime) -> list[tuple[i
         ORDER BY d.id
         ON CONFLICT ({col["device"]}, {col["kind"]}) WHERE {col["status"]} IN ({pending}) DO NOTHING
         RETURNING id, {col["tenant"]}
-    """  # noqa: S608 - names from the models, values as parameters
+    """  # noqa: S608 - names from the models and the statuses' constants, values as parameters
     params = [
         CommandKind.POLICY_SYNC,
         CommandStatus.QUEUED,

@@ -86,10 +86,10 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # `make run` has four processes writing to one file: WAL lets readers go on while one writes,
-    # IMMEDIATE takes the write lock when a transaction starts (a transaction that read first and
-    # then found another writer would fail at once with "database is locked", whatever the timeout),
-    # and the timeout is how long a writer waits its turn.
+    # `make run` has six processes writing to one file (web, three workers, beat, the SIP edge):
+    # WAL lets readers go on while one writes, IMMEDIATE takes the write lock when a transaction
+    # starts (a transaction that read first and then found another writer would fail at once with
+    # "database is locked", whatever the timeout), and the timeout is how long a writer waits.
     DATABASES["default"]["OPTIONS"] = {
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,

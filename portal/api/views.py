@@ -9,8 +9,8 @@ class TenantAPIView(APIView):
     """Base of every v1 view: `self.tenant` and `self.actor` come from the caller's membership."""
 
     # The model whose object the URL's `pk` names, on views that act on one object. A caller whose
-    # role may not act gets 403 for their own tenant's object, but 404 for another tenant's: that
-    # is always a 404, never a 403 (DESIGN.md), and a 403 would tell that the id exists.
+    # role may not act gets 403 for their own tenant's object, but 404 for another tenant's or for
+    # none: that is always a 404, never a 403 (DESIGN.md).
     tenant_model = None
 
     @property

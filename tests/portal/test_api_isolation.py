@@ -11,7 +11,7 @@ from tests.factories import DeviceFactory
 
 
 @pytest.fixture
-def objects_of(request):
+def objects_of(db):
     """Every kind of object a v1 URL names by id, made in the given tenant."""
 
     def make(tenant) -> dict[str, int]:
