@@ -2,6 +2,7 @@
 a 403 would tell that the id exists. In the caller's own tenant a role that may not act gets 403."""
 
 import pytest
+from django.urls import get_resolver
 
 from devices.choices import CommandKind
 from devices.models import DeviceCommand, ImportJob
@@ -62,3 +63,19 @@ def test_a_role_that_may_not_act_gets_404_for_another_tenants_object_and_for_non
 def test_in_its_own_tenant_a_technician_is_refused_with_403(objects_of, tech_a, tenant_a, method, url):
     ours = objects_of(tenant_a)
     assert getattr(tech_a.api, method)(url.format(**ours), {}, format="json").status_code == 403
+
+
+def test_every_v1_view_of_one_object_names_its_model():
+    """A new view with a `pk` that forgot `tenant_model` would answer another tenant's id with 403."""
+
+    def patterns(resolver, prefix=""):
+        for entry in resolver.url_patterns:
+            if hasattr(entry, "url_patterns"):
+                yield from patterns(entry, prefix + str(entry.pattern))
+            else:
+                yield prefix + str(entry.pattern), entry.callback
+
+    views = [(path, getattr(callback, "view_class", None)) for path, callback in patterns(get_resolver())]
+    with_pk = [(path, view) for path, view in views if path.startswith("api/v1/") and "<int:pk>" in path]
+    assert len(with_pk) >= 10
+    assert [path for path, view in with_pk if getattr(view, "tenant_model", None) is None] == []
