@@ -11,6 +11,7 @@ from devices.choices import ImportStatus
 from devices.exports import csv_lines
 from devices.forms import ImportForm
 from devices.imports import MAX_BYTES, MAX_ROWS, SHOWN_ERRORS, TEMPLATE_HEADER, TEMPLATE_NAME
+from devices.models import ImportJob
 from devices.selectors import IMPORT_ERRORS_HEADER, import_job_error_rows, import_job_get, import_job_page
 from portal.access import ADMIN, member_required
 from portal.pagination import InvalidCursor
@@ -54,7 +55,7 @@ def import_list(request: HttpRequest) -> HttpResponse:
     return render(request, "devices/import_list.html", {"page": page})
 
 
-@member_required(ADMIN)
+@member_required(ADMIN, model=ImportJob)
 def import_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """The job page; HTMX polls its progress partial every second until the job is done or failed."""
     job = import_job_get(tenant=request.tenant, pk=pk)
@@ -64,7 +65,7 @@ def import_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "devices/import_detail.html", context)
 
 
-@member_required(ADMIN)
+@member_required(ADMIN, model=ImportJob)
 def import_errors(request: HttpRequest, pk: int) -> HttpResponse:
     job = import_job_get(tenant=request.tenant, pk=pk)
     rows = import_job_error_rows(job=job)

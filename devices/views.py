@@ -12,6 +12,7 @@ from devices import services
 from devices.choices import CommandStatus, DeviceState
 from devices.exports import csv_lines
 from devices.forms import DeviceEditForm, DeviceForm
+from devices.models import Device, DeviceCommand
 from devices.selectors import (
     EXPORT_HEADER,
     SORTS,
@@ -97,7 +98,7 @@ def device_list(request: HttpRequest) -> HttpResponse:
     return render(request, "devices/list.html", context)
 
 
-@member_required(ADMIN)
+@member_required(ADMIN, model=Device)
 def device_detail(request: HttpRequest, pk: int) -> HttpResponse:
     device = device_get(tenant=request.tenant, pk=pk)
     events = audit_events(tenant=request.tenant, object_type="device", object_id=device.pk).order_by(
@@ -134,7 +135,7 @@ def device_create(request: HttpRequest) -> HttpResponse:
     )
 
 
-@member_required(ADMIN)
+@member_required(ADMIN, model=Device)
 def device_edit(request: HttpRequest, pk: int) -> HttpResponse:
     device = device_get(tenant=request.tenant, pk=pk)
     initial = {
@@ -166,7 +167,7 @@ def device_edit(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_POST
-@member_required(ADMIN)
+@member_required(ADMIN, model=Device)
 def device_delete(request: HttpRequest, pk: int) -> HttpResponse:
     device = device_get(tenant=request.tenant, pk=pk)
     services.device_delete(device=device, actor=request.actor)
@@ -205,7 +206,7 @@ COMMAND_VERBS = {"restart": "Restart", "resync": "Sync config"}
 
 
 @require_POST
-@member_required(ADMIN)
+@member_required(ADMIN, model=Device)
 def device_command(request: HttpRequest, pk: int, kind: str) -> HttpResponse:
     device = device_get(tenant=request.tenant, pk=pk)
     (command,) = services.device_commands_request(
@@ -236,7 +237,7 @@ def device_bulk_command(request: HttpRequest) -> HttpResponse:
     return redirect(safe_next(request, "devices:list"))
 
 
-@member_required(ADMIN)
+@member_required(ADMIN, model=DeviceCommand)
 def command_status(request: HttpRequest, pk: int) -> HttpResponse:
     """The status chip of one command; HTMX polls it until the command is final."""
     command = device_command_get(tenant=request.tenant, pk=pk)

@@ -10,6 +10,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from devices.choices import DeviceState
 from devices.exports import csv_lines
+from devices.models import Device
 from devices.selectors import device_get
 from enrollment import services
 from enrollment.choices import PairingOutcome
@@ -70,7 +71,7 @@ def codes_generate(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
-@member_required(ADMIN)
+@member_required(ADMIN, model=Device)
 def code_generate(request: HttpRequest, pk: int) -> HttpResponse:
     device = device_get(tenant=request.tenant, pk=pk)
     try:
@@ -138,7 +139,7 @@ def paired(request: HttpRequest, pk: int) -> HttpResponse:
 
 @never_cache  # the answer carries a live code
 @require_POST
-@member_required(ADMIN)
+@member_required(ADMIN, model=Device)
 def device_sign_in(request: HttpRequest, pk: int) -> HttpResponse:
     """"Sign in a user": a pairing code for the device, shown once with the URL to enter it at."""
     device = device_get(tenant=request.tenant, pk=pk)
@@ -153,7 +154,7 @@ def device_sign_in(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_POST
-@member_required(ADMIN)
+@member_required(ADMIN, model=Device)
 def device_sign_out(request: HttpRequest, pk: int) -> HttpResponse:
     device = device_get(tenant=request.tenant, pk=pk)
     user = device.signed_in_user

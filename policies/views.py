@@ -10,6 +10,7 @@ from django.views.decorators.http import require_POST
 from policies import services
 from policies.choices import PolicyKind
 from policies.forms import AssignForm, PolicyForm
+from policies.models import Policy
 from policies.schema import SETTINGS
 from policies.selectors import policy_assignments, policy_get, policy_list, tenant_members
 from portal.access import ADMIN, member_required, safe_next
@@ -46,7 +47,7 @@ def policy_index(request: HttpRequest) -> HttpResponse:
     return render(request, "policies/list.html", {"groups": groups})
 
 
-@member_required(ADMIN)
+@member_required(ADMIN, model=Policy)
 def policy_detail(request: HttpRequest, pk: int) -> HttpResponse:
     policy = policy_get(tenant=request.tenant, pk=pk)
     return _detail(request, policy, AssignForm(members=tenant_members(tenant=request.tenant)))
@@ -77,7 +78,7 @@ def policy_create(request: HttpRequest, kind: str) -> HttpResponse:
     return render(request, "policies/form.html", {"form": form, "title": title, "cancel": reverse("policies:list")})
 
 
-@member_required(ADMIN)
+@member_required(ADMIN, model=Policy)
 def policy_edit(request: HttpRequest, pk: int) -> HttpResponse:
     policy = policy_get(tenant=request.tenant, pk=pk)
     initial = {"name": policy.name, "description": policy.description, **policy.settings}
@@ -104,7 +105,7 @@ def policy_edit(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_POST
-@member_required(ADMIN)
+@member_required(ADMIN, model=Policy)
 def policy_delete(request: HttpRequest, pk: int) -> HttpResponse:
     policy = policy_get(tenant=request.tenant, pk=pk)
     try:
@@ -117,7 +118,7 @@ def policy_delete(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_POST
-@member_required(ADMIN)
+@member_required(ADMIN, model=Policy)
 def policy_make_default(request: HttpRequest, pk: int) -> HttpResponse:
     policy = policy_get(tenant=request.tenant, pk=pk)
     result = services.policy_assign(policy=policy, actor=request.actor, tenant_default=True)
@@ -129,7 +130,7 @@ def policy_make_default(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_POST
-@member_required(ADMIN)
+@member_required(ADMIN, model=Policy)
 def policy_assign(request: HttpRequest, pk: int) -> HttpResponse:
     policy = policy_get(tenant=request.tenant, pk=pk)
     form = AssignForm(request.POST, members=tenant_members(tenant=request.tenant))
@@ -154,7 +155,7 @@ def policy_assign(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_POST
-@member_required(ADMIN)
+@member_required(ADMIN, model=Policy)
 def policy_unassign(request: HttpRequest, pk: int) -> HttpResponse:
     policy = policy_get(tenant=request.tenant, pk=pk)
     device, user = request.POST.get("device", ""), request.POST.get("user", "")

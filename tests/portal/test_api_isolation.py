@@ -1,34 +1,10 @@
-"""Another tenant's object is a 404, never a 403 (DESIGN.md, REST API), whatever the caller's role:
-a 403 would tell that the id exists. In the caller's own tenant a role that may not act gets 403."""
+"""Another tenant's object is a 404, never a 403 (DESIGN.md, REST API), whatever the caller's role,
+as is an id that names nothing. In the caller's own tenant a role that may not act gets 403."""
 
 import pytest
 from django.urls import get_resolver
 
-from devices.choices import CommandKind
-from devices.models import DeviceCommand, ImportJob
-from policies.services import policy_create, policy_defaults_ensure
-from portal.services import Actor
-from tests.factories import DeviceFactory
-
-
-@pytest.fixture
-def objects_of(db):
-    """Every kind of object a v1 URL names by id, made in the given tenant."""
-
-    def make(tenant) -> dict[str, int]:
-        device = DeviceFactory(tenant=tenant)
-        policy_defaults_ensure(tenant=tenant)
-        return {
-            "device": device.pk,
-            "command": DeviceCommand.objects.create(
-                tenant=tenant, device=device, kind=CommandKind.RESTART, event="check-sync", requested_by_label="t"
-            ).pk,
-            "job": ImportJob.objects.create(tenant=tenant, created_by_label="t", file_name="a.csv").pk,
-            "policy": policy_create(tenant=tenant, actor=Actor.system(), kind="calling", name="Sales").pk,
-        }
-
-    return make
-
+from tests.routes import url_patterns
 
 ACTIONS = [
     ("patch", "/api/v1/devices/{device}/"),
@@ -67,15 +43,7 @@ def test_in_its_own_tenant_a_technician_is_refused_with_403(objects_of, tech_a, 
 
 def test_every_v1_view_of_one_object_names_its_model():
     """A new view with a `pk` that forgot `tenant_model` would answer another tenant's id with 403."""
-
-    def patterns(resolver, prefix=""):
-        for entry in resolver.url_patterns:
-            if hasattr(entry, "url_patterns"):
-                yield from patterns(entry, prefix + str(entry.pattern))
-            else:
-                yield prefix + str(entry.pattern), entry.callback
-
-    views = [(path, getattr(callback, "view_class", None)) for path, callback in patterns(get_resolver())]
+    views = [(path, getattr(callback, "view_class", None)) for path, callback in url_patterns(get_resolver())]
     with_pk = [(path, view) for path, view in views if path.startswith("api/v1/") and "<int:pk>" in path]
     assert len(with_pk) >= 10
     assert [path for path, view in with_pk if getattr(view, "tenant_model", None) is None] == []
