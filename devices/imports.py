@@ -268,7 +268,7 @@ class RowChecker:
             if model_id is None:
                 message = f'"{model}" is not a known device model'
                 errors.append(RowError(number, labels["model"], message, index["model"]))
-        if beyond := [i for i in range(self.width, len(cells)) if cells[i].strip()]:
+        if len(cells) > self.width and (beyond := [i for i in range(self.width, len(cells)) if cells[i].strip()]):
             # Named by position, as a header cell without a name is: the first value past the header.
             message = f"has {beyond[-1] + 1} values; the header has {self.width} columns"
             errors.append(RowError(number, f"column {beyond[0] + 1}", message, beyond[0]))
