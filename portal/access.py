@@ -10,6 +10,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 
 from portal.api.permissions import request_membership
 from portal.choices import Role
+from portal.selectors import tenant_object_exists
 from portal.services import Actor
 
 ADMIN = (Role.ADMIN,)
@@ -31,8 +32,7 @@ def member_required(roles=None, *, model=None):
                 raise PermissionDenied
             if roles is not None and membership.role not in roles:
                 pk = kwargs.get("pk")
-                theirs = model.objects.filter(pk=pk, tenant=membership.tenant) if model and pk is not None else None
-                if theirs is not None and not theirs.exists():
+                if model and pk is not None and not tenant_object_exists(model, tenant=membership.tenant, pk=pk):
                     raise Http404
                 raise PermissionDenied
             request.membership = membership

@@ -16,6 +16,12 @@ def membership_for(user) -> Membership | None:
         return None
 
 
+def tenant_object_exists(model, *, tenant: Tenant, pk) -> bool:
+    """Whether `pk` names an object of `model` in `tenant`: a caller whose role may not act on it
+    gets 403 for its own tenant's object, 404 for any other (HTML pages and the API alike)."""
+    return model.objects.filter(pk=pk, tenant=tenant).exists()
+
+
 def audit_events(*, tenant: Tenant, object_type: str | None = None, object_id: int | None = None) -> QuerySet:
     events = AuditEvent.objects.filter(tenant=tenant)
     if object_type is not None:

@@ -2,6 +2,7 @@ from rest_framework.exceptions import NotFound
 from rest_framework.views import APIView
 
 from portal.api.permissions import request_membership
+from portal.selectors import tenant_object_exists
 from portal.services import Actor
 
 
@@ -25,7 +26,6 @@ class TenantAPIView(APIView):
         pk = self.kwargs.get("pk")
         if self.tenant_model is not None and pk is not None and request.user.is_authenticated:
             membership = request_membership(request)
-            theirs = self.tenant_model.objects.filter(pk=pk, tenant=membership.tenant) if membership else None
-            if theirs is not None and not theirs.exists():
+            if membership and not tenant_object_exists(self.tenant_model, tenant=membership.tenant, pk=pk):
                 raise NotFound()
         super().permission_denied(request, message=message, code=code)
